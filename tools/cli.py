@@ -1,0 +1,182 @@
+"""The `intent` command line (also `./run ...`).
+
+Exit codes a script can rely on: 0 done, 1 the work failed (a test, a check, a migration),
+2 bad usage, 3 the environment is not usable (a missing program, a port in use, a bad
+setting).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+from tools import settings
+from tools.local_pg import ClusterError
+from tools.migrations import Migration, MigrationError, MigrationReport
+
+EXIT_FAILED = 1
+EXIT_ENVIRONMENT = 3
+
+err = Console(stderr=True, highlight=False)
+out = Console(highlight=False)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _friendly_errors(fn: F) -> F:
+    """Turn our own errors into one clear line and the documented exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ClusterError, settings.SettingsError) as exc:
+            err.print(f"[red]intent:[/red] {exc}")
+            sys.exit(EXIT_ENVIRONMENT)
+        except MigrationError as exc:
+            err.print(f"[red]intent: migration failed:[/red] {exc}")
+            sys.exit(EXIT_FAILED)
+
+    return wrapper  # type: ignore[return-value]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="intent")
+def main() -> None:
+    """Intent: an event-sourced CQRS backend for Supabase.
+
+    Every command reads its database from DATABASE_URL, or else uses the embedded cluster
+    under .intent/pg on 127.0.0.1:$INTENT_DB_PORT (default 54322).
+    """
+
+
+# -- db ---------------------------------------------------------------------------------
+
+
+@main.group()
+def db() -> None:
+    """The database: the embedded PostgreSQL cluster and the migrations."""
+
+
+def _announce(migration: Migration) -> None:
+    err.print(f"  applying {migration.path.name}")
+
+
+def _report(report: MigrationReport) -> None:
+    if report.applied:
+        err.print(f"applied {len(report.applied)} migration(s)")
+    else:
+        err.print(f"no pending migrations ({len(report.already)} already applied)")
+    for name in report.changed:
+        err.print(
+            f"[yellow]warning:[/yellow] {name} was applied earlier but the file has changed "
+            "since; applied migrations are never re-run (add a new migration instead)"
+        )
+
+
+@db.command("start")
+@_friendly_errors
+def db_start() -> None:
+    """Initialise (first time) and start the embedded cluster, then bootstrap and migrate.
+
+    Prints the DATABASE_URL on standard output, so `export DATABASE_URL=$(./run db start)`
+    works. Runs as the `postgres` OS user when invoked as root.
+    """
+    from tools import db as ops
+
+    result = ops.start(on_apply=_announce)
+    state = "created and started" if result.created else "running"
+    err.print(f"PostgreSQL {state} on 127.0.0.1:{result.cluster.port} ({result.cluster.data_dir})")
+    _report(result.migrations)
+    out.print(result.cluster.url, soft_wrap=True)
+
+
+@db.command("stop")
+@_friendly_errors
+def db_stop() -> None:
+    """Stop the embedded cluster (the server its postmaster.pid names); keeps the data."""
+    from tools import db as ops
+
+    err.print("stopped" if ops.stop() else "not running")
+
+
+@db.command("reset")
+@click.option("--yes", is_flag=True, help="Do not ask; needed when there is no terminal.")
+@_friendly_errors
+def db_reset(yes: bool) -> None:
+    """Drop the embedded cluster's database, recreate it, bootstrap and migrate: all data goes."""
+    from tools import db as ops
+
+    if not yes:
+        if not sys.stdin.isatty():
+            err.print("intent: db reset deletes all data; pass --yes to confirm")
+            sys.exit(2)
+        click.confirm("Delete all data in the embedded database?", abort=True)
+    result = ops.reset(on_apply=_announce)
+    _report(result.migrations)
+    out.print(result.cluster.url, soft_wrap=True)
+
+
+@db.command("migrate")
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="Migrate this database instead of DATABASE_URL / the embedded cluster.",
+)
+@_friendly_errors
+def db_migrate(database_url: str | None) -> None:
+    """Apply pending files of supabase/migrations, one transaction each, in order.
+
+    Works against any database, a hosted Supabase project included (no local bootstrap is
+    run). Applied versions are recorded in supabase_migrations.schema_migrations.
+    """
+    from tools import db as ops
+
+    _report(ops.migrate_database(database_url, on_apply=_announce))
+
+
+@db.command("url")
+@_friendly_errors
+def db_url() -> None:
+    """Print the DATABASE_URL every command would use."""
+    out.print(settings.database().url, soft_wrap=True)
+
+
+# -- test -------------------------------------------------------------------------------
+
+
+@main.command("test", context_settings={"ignore_unknown_options": True})
+@click.option("--no-lint", is_flag=True, help="Skip ruff and mypy (for a quick re-run).")
+@click.argument("pytest_args", nargs=-1, type=click.UNPROCESSED)
+def test(no_lint: bool, pytest_args: tuple[str, ...]) -> None:
+    """Run the whole suite: ruff, mypy, then pytest (unit, integration, pgTAP).
+
+    Integration tests start their own throwaway PostgreSQL and stop it afterwards; they never
+    touch .intent/pg. Extra arguments go to pytest, e.g. `./run test -k feed -x`.
+    """
+    root = settings.REPO_ROOT
+    bin_dir = os.path.dirname(sys.executable)
+    steps: list[tuple[str, list[str]]] = []
+    if not no_lint:
+        steps += [
+            ("ruff", [os.path.join(bin_dir, "ruff"), "check", "."]),
+            ("mypy", [os.path.join(bin_dir, "mypy")]),
+        ]
+    steps.append(("pytest", [sys.executable, "-m", "pytest", *pytest_args]))
+    for name, command in steps:
+        err.print(f"[bold]== {name}[/bold]")
+        code = subprocess.call(command, cwd=root)
+        if code != 0:
+            err.print(f"[red]intent: {name} failed (exit {code})[/red]")
+            sys.exit(EXIT_FAILED)
+
+
+if __name__ == "__main__":
+    main()

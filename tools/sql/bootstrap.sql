@@ -1,0 +1,200 @@
+-- The local stand-in for what every hosted Supabase project already has.
+-- Run by `intent db start|reset` as the cluster superuser (supabase_admin) before the
+-- migrations; idempotent; never pushed to a hosted project (it is not in supabase/migrations).
+-- Local development only: the passwords below are the well-known local ones.
+
+-- Roles ----------------------------------------------------------------------------------
+do $$
+begin
+  if not exists (select from pg_roles where rolname = 'anon') then
+    create role anon nologin inherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticated') then
+    create role authenticated nologin inherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'service_role') then
+    create role service_role nologin noinherit bypassrls;
+  end if;
+  if not exists (select from pg_roles where rolname = 'authenticator') then
+    create role authenticator login noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'supabase_realtime_admin') then
+    create role supabase_realtime_admin nologin noinherit;
+  end if;
+  if not exists (select from pg_roles where rolname = 'postgres') then
+    create role postgres login;
+  end if;
+end
+$$;
+
+-- As on hosted: `postgres` is not a superuser; it owns the project's objects and bypasses RLS.
+alter role postgres with nosuperuser login createrole createdb replication bypassrls
+  password 'postgres';
+alter role authenticator with login noinherit password 'postgres';
+grant anon, authenticated, service_role to authenticator;
+grant anon, authenticated, service_role, supabase_realtime_admin to postgres;
+grant pg_read_all_stats, pg_signal_backend to postgres;
+
+alter database postgres owner to postgres;
+alter database postgres set search_path = "$user", public, extensions;
+
+-- Extensions -----------------------------------------------------------------------------
+create schema if not exists extensions;
+grant usage on schema extensions to postgres, anon, authenticated, service_role;
+create extension if not exists pgcrypto with schema extensions;
+create extension if not exists "uuid-ossp" with schema extensions;
+do $$
+begin
+  -- pgTAP is what `supabase test db` uses; optional so that a machine without it still boots.
+  if exists (select from pg_available_extensions where name = 'pgtap') then
+    create extension if not exists pgtap with schema extensions;
+  end if;
+end
+$$;
+
+-- auth -----------------------------------------------------------------------------------
+create schema if not exists auth;
+grant usage on schema auth to postgres, anon, authenticated, service_role;
+
+create table if not exists auth.users (
+  instance_id uuid,
+  id uuid primary key,
+  aud varchar(255),
+  role varchar(255),
+  email varchar(255),
+  raw_app_meta_data jsonb,
+  raw_user_meta_data jsonb,
+  created_at timestamptz default now(),
+  updated_at timestamptz default now()
+);
+grant select, references on auth.users to postgres;
+grant all on auth.users to service_role;
+
+-- The verified JWT's claims, as PostgREST and Realtime set them for each request.
+create or replace function auth.jwt() returns jsonb
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claims', true), ''),
+    nullif(current_setting('request.jwt.claim', true), '')
+  )::jsonb
+$$;
+
+create or replace function auth.uid() returns uuid
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.sub', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
+  )::uuid
+$$;
+
+create or replace function auth.role() returns text
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.role', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'role')
+  )::text
+$$;
+
+create or replace function auth.email() returns text
+language sql stable
+as $$
+  select coalesce(
+    nullif(current_setting('request.jwt.claim.email', true), ''),
+    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'email')
+  )::text
+$$;
+
+grant execute on function auth.jwt(), auth.uid(), auth.role(), auth.email()
+  to postgres, anon, authenticated, service_role;
+
+-- Realtime -------------------------------------------------------------------------------
+do $$
+begin
+  if not exists (select from pg_publication where pubname = 'supabase_realtime') then
+    create publication supabase_realtime;
+  end if;
+end
+$$;
+alter publication supabase_realtime owner to postgres;
+
+create schema if not exists realtime authorization supabase_realtime_admin;
+grant usage on schema realtime to postgres, anon, authenticated, service_role;
+
+create table if not exists realtime.messages (
+  id uuid not null default extensions.gen_random_uuid(),
+  topic text not null,
+  extension text not null,
+  event text,
+  payload jsonb,
+  private boolean default false,
+  inserted_at timestamp not null default now(),
+  updated_at timestamp not null default now(),
+  primary key (id, inserted_at)
+);
+alter table realtime.messages owner to supabase_realtime_admin;
+alter table realtime.messages enable row level security;
+grant select, insert on realtime.messages to anon, authenticated;
+grant all on realtime.messages to postgres, service_role;
+
+-- The topic being authorised: Realtime sets it while it evaluates policies on messages.
+create or replace function realtime.topic() returns text
+language sql stable
+as $$
+  select nullif(current_setting('realtime.topic', true), '')::text
+$$;
+
+-- Broadcast from the database. Like the hosted one it never raises: a failure to broadcast
+-- must not roll back the write that caused it, so errors become a WARNING.
+create or replace function realtime.send(
+  payload jsonb, event text, topic text, private boolean default true
+) returns void
+language plpgsql
+as $$
+declare
+  message_id uuid := extensions.gen_random_uuid();
+begin
+  begin
+    perform set_config('realtime.topic', topic, true);
+    insert into realtime.messages (id, payload, event, topic, private, extension)
+    values (
+      message_id,
+      coalesce(payload, '{}'::jsonb) || jsonb_build_object('id', message_id),
+      event, topic, private, 'broadcast'
+    );
+  exception when others then
+    raise warning 'ErrorSendingBroadcastMessage: %', sqlerrm;
+  end;
+end
+$$;
+
+create or replace function realtime.broadcast_changes(
+  topic_name text, event_name text, operation text, table_name text, table_schema text,
+  new record, old record, level text default 'ROW'
+) returns void
+language plpgsql
+as $$
+declare
+  row_data jsonb := case when level = 'ROW' and new is not null then to_jsonb(new) end;
+  old_data jsonb := case when level = 'ROW' and old is not null then to_jsonb(old) end;
+begin
+  perform realtime.send(
+    jsonb_build_object(
+      'record', row_data, 'old_record', old_data, 'operation', operation,
+      'table', table_name, 'schema', table_schema
+    ),
+    event_name, topic_name, true
+  );
+end
+$$;
+
+alter function realtime.topic() owner to supabase_realtime_admin;
+alter function realtime.send(jsonb, text, text, boolean) owner to supabase_realtime_admin;
+alter function realtime.broadcast_changes(text, text, text, text, text, record, record, text)
+  owner to supabase_realtime_admin;
+grant execute on function realtime.topic() to postgres, anon, authenticated, service_role;
+grant execute on function realtime.send(jsonb, text, text, boolean),
+  realtime.broadcast_changes(text, text, text, text, text, record, record, text)
+  to postgres, authenticated, service_role;
