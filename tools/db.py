@@ -58,7 +58,9 @@ def reset(on_apply: Callable[[Migration], None] | None = None) -> StartResult:
     created = cluster.init()
     cluster.start()
     cluster.wait_ready()
-    template_url = settings.local_url(cluster.port, user=settings.LOCAL_SUPERUSER, dbname="template1")
+    template_url = settings.local_url(
+        cluster.port, user=settings.LOCAL_SUPERUSER, dbname="template1"
+    )
     with psycopg.connect(template_url, autocommit=True) as conn:
         conn.execute("drop database if exists postgres with (force)")
         conn.execute("create database postgres")

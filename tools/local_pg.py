@@ -230,5 +230,7 @@ class LocalCluster:
                     return
             except psycopg.OperationalError as exc:
                 if time.monotonic() > deadline:
-                    raise ClusterError(f"PostgreSQL on port {self.port} is not ready: {exc}")
+                    raise ClusterError(
+                        f"PostgreSQL on port {self.port} is not ready: {exc}"
+                    ) from exc
                 time.sleep(0.1)

@@ -56,8 +56,9 @@ create table intent.events (
 );
 create index events_feed_idx on intent.events (transaction_id, position);
 
--- Append-only: a fact once recorded is never edited in place.
-create or replace function intent.refuse_event_update() returns trigger
+-- Append-only: a fact once recorded is never edited or removed in place (forgetting a
+-- person is done by crypto-shredding their payloads, not by deleting events).
+create or replace function intent.refuse_event_change() returns trigger
 language plpgsql
 as $$
 begin
@@ -65,10 +66,11 @@ begin
     using errcode = 'restrict_violation';
 end
 $$;
-revoke all on function intent.refuse_event_update() from public;
+revoke all on function intent.refuse_event_change() from public;
+-- Statement-level, so appends pay nothing for it.
 create trigger events_immutable
-  before update on intent.events
-  for each statement execute function intent.refuse_event_update();
+  before update or delete or truncate on intent.events
+  for each statement execute function intent.refuse_event_change();
 
 -- Snapshots ------------------------------------------------------------------------------
 create table intent.snapshots (
@@ -150,5 +152,9 @@ create policy commands_tenant_read on intent.commands
 revoke all on intent.events, intent.snapshots, intent.commands, intent.checkpoints
   from public, anon, authenticated;
 grant select on intent.events, intent.snapshots, intent.commands to authenticated;
-grant all on intent.events, intent.snapshots, intent.commands, intent.checkpoints
-  to service_role;
+grant all on intent.snapshots, intent.commands, intent.checkpoints to service_role;
+-- service_role may read and append events, but not choose position or transaction_id: the
+-- feed's order depends on both being the database's own.
+grant select on intent.events to service_role;
+grant insert (event_id, tenant_id, aggregate_type, aggregate_id, version, event_type,
+              schema_version, payload, metadata, recorded_at) on intent.events to service_role;

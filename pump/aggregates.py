@@ -1,0 +1,88 @@
+"""Loading and saving aggregates: the event and snapshot stores joined to the pure domain."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+from psycopg_pool import AsyncConnectionPool
+
+from domain.aggregate import Aggregate, StateT
+from domain.contracts import Event, StreamId
+from domain.decider import Loaded, evolve_all, rehydrate, snapshot_due, take_snapshot
+from domain.errors import BadInput, InvalidSnapshot
+from domain.registry import Registry
+from pump.database import Conn
+from pump.event_store import AppendResult, PostgresEventStore
+from pump.snapshot_store import PostgresSnapshotStore
+
+log = logging.getLogger(__name__)
+
+
+class AggregateRepository:
+    def __init__(self, pool: AsyncConnectionPool[Conn], registry: Registry):
+        self._pool = pool
+        self.registry = registry
+        self.events = PostgresEventStore(pool, registry)
+        self.snapshots = PostgresSnapshotStore(pool)
+
+    async def load(
+        self,
+        aggregate: type[Aggregate[StateT]],
+        stream: StreamId,
+        *,
+        version: int | None = None,
+        as_of: datetime | None = None,
+        use_snapshots: bool = True,
+        conn: Conn | None = None,
+    ) -> Loaded[StateT]:
+        """The aggregate now, as of a version, or as of a time: the newest usable snapshot
+        plus the events after it. A snapshot the code can no longer read is passed over."""
+        if version is not None and version < 0:
+            raise BadInput(f"version {version} is negative")
+        if as_of is not None:
+            if as_of.tzinfo is None:
+                raise BadInput("as_of must carry a time zone")
+            at_time = await self.events.version_at(stream, as_of, conn=conn)
+            version = at_time if version is None else min(version, at_time)
+        if version == 0:
+            return rehydrate(self.registry, aggregate, stream, None, [])
+        snapshot = None
+        if use_snapshots and aggregate.snapshot_every is not None:
+            snapshot = await self.snapshots.latest(stream, at_or_below=version, conn=conn)
+        after = snapshot.version if snapshot else 0
+        events = await self.events.load(stream, after_version=after, to_version=version, conn=conn)
+        if snapshot is not None:
+            try:
+                return rehydrate(self.registry, aggregate, stream, snapshot, events)
+            except InvalidSnapshot as exc:
+                log.warning("passing over snapshot %s@%s: %s", stream, snapshot.version, exc)
+                events = await self.events.load(stream, to_version=version, conn=conn)
+        return rehydrate(self.registry, aggregate, stream, None, events)
+
+    async def save(
+        self,
+        aggregate: type[Aggregate[StateT]],
+        loaded: Loaded[StateT],
+        new_events: Sequence[Event],
+        *,
+        conn: Conn | None = None,
+    ) -> tuple[Loaded[StateT], AppendResult]:
+        """Append what was decided and snapshot when a snapshot point is crossed, in one
+        transaction (the caller's, when `conn` is given)."""
+        after = evolve_all(self.registry, aggregate, loaded, new_events)
+        snapshot = (
+            take_snapshot(aggregate, after)
+            if snapshot_due(aggregate, loaded.version, after.version)
+            else None
+        )
+        if conn is not None or snapshot is None:  # the caller's transaction, or one statement
+            result = await self.events.append(loaded.stream, loaded.version, new_events, conn=conn)
+            if snapshot is not None:
+                await self.snapshots.save(snapshot, conn=conn)
+            return after, result
+        async with self._pool.connection() as c, c.transaction():
+            result = await self.events.append(loaded.stream, loaded.version, new_events, conn=c)
+            await self.snapshots.save(snapshot, conn=c)
+        return after, result

@@ -1,0 +1,271 @@
+"""Events in PostgreSQL: append with an expected version, load a stream.
+
+An append is one statement, so one round trip: it reads the stream's head and inserts the
+batch only when the head is at the expected version. Two writers that both pass that check
+still cannot both win: the unique (tenant, aggregate type, aggregate id, version) constraint
+refuses the second, and that refusal becomes a `ConcurrencyError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+from pydantic import ValidationError
+
+from domain.contracts import Event, StreamId
+from domain.errors import BadInput, ConcurrencyError, InvalidEvent
+from domain.registry import Registry
+from pump.database import Conn, connection
+
+_STREAM_VERSION_KEY = "events_stream_version_key"
+_EVENT_ID_KEY = "events_event_id_key"
+
+_APPEND = """
+with head as (
+  select coalesce(max(version), 0) as version from intent.events
+  where tenant_id = %(tenant_id)s and aggregate_type = %(aggregate_type)s
+    and aggregate_id = %(aggregate_id)s
+)
+insert into intent.events (event_id, tenant_id, aggregate_type, aggregate_id, version,
+                           event_type, schema_version, payload, metadata)
+select e.event_id, %(tenant_id)s, %(aggregate_type)s, %(aggregate_id)s, head.version + e.n,
+       e.event_type, e.schema_version, e.payload, e.metadata
+from head,
+     rows from (jsonb_to_recordset(%(events)s::jsonb) as (
+       event_id uuid, event_type text, schema_version int, payload jsonb, metadata jsonb)
+     ) with ordinality as e(event_id, event_type, schema_version, payload, metadata, n)
+where head.version = %(expected)s
+returning position, transaction_id::text::bigint as transaction_id, version, recorded_at
+"""
+
+_HEAD = """
+select coalesce(max(version), 0) from intent.events
+where tenant_id = %s and aggregate_type = %s and aggregate_id = %s
+"""
+
+EVENT_COLUMNS = """position, transaction_id::text::bigint as transaction_id, event_id, tenant_id,
+  aggregate_type, aggregate_id, version, event_type, schema_version, payload, metadata,
+  recorded_at"""
+
+
+class InvalidAppend(BadInput):
+    code = "invalid_append"
+
+
+class DuplicateEvent(BadInput):
+    """An event id that is already stored: the same events appended a second time."""
+
+    code = "duplicate_event"
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    stream: StreamId
+    first_version: int
+    last_version: int  # the stream's version after the append
+    positions: tuple[int, ...]
+    transaction_id: int | None
+
+
+def event_from_row(row: dict[str, Any]) -> Event:
+    """A stored row as an envelope (payload as stored: upcasting is the registry's job)."""
+    try:
+        return _envelope(row)
+    except ValidationError as exc:
+        raise InvalidEvent(
+            f"stored event {row['event_id']} (position {row['position']}) is not a valid "
+            f"envelope: {exc.error_count()} problem(s): "
+            + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
+            position=row["position"],
+        ) from None
+
+
+def _envelope(row: dict[str, Any]) -> Event:
+    return Event.model_validate(
+        {
+            "event_id": row["event_id"],
+            "event_type": row["event_type"],
+            "schema_version": row["schema_version"],
+            "stream": {
+                "tenant_id": row["tenant_id"],
+                "aggregate_type": row["aggregate_type"],
+                "aggregate_id": row["aggregate_id"],
+            },
+            "version": row["version"],
+            "payload": row["payload"],
+            "metadata": row["metadata"],
+            "position": row["position"],
+            "transaction_id": row["transaction_id"],
+            "recorded_at": row["recorded_at"],
+        }
+    )
+
+
+class PostgresEventStore:
+    """Append and read streams. Pass `conn` to take part in the caller's transaction."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn], registry: Registry | None = None):
+        self._pool = pool
+        self._registry = registry
+
+    async def append(
+        self,
+        stream: StreamId,
+        expected_version: int,
+        events: Sequence[Event],
+        *,
+        conn: Conn | None = None,
+    ) -> AppendResult:
+        """Append `events` as versions expected_version+1.. of `stream`, all or nothing."""
+        self._check(stream, expected_version, events)
+        if not events:
+            return AppendResult(stream, expected_version + 1, expected_version, (), None)
+        try:
+            events_json = _events_json(events)
+        except (TypeError, ValueError) as exc:
+            raise InvalidAppend(f"an event payload is not plain JSON: {exc}") from None
+        params = {
+            "tenant_id": stream.tenant_id,
+            "aggregate_type": stream.aggregate_type,
+            "aggregate_id": stream.aggregate_id,
+            "expected": expected_version,
+            "events": events_json,
+        }
+        try:
+            async with connection(self._pool, conn) as c, c.cursor() as cur:
+                await cur.execute(_APPEND, params)
+                rows = await cur.fetchall()
+        except pg_errors.UniqueViolation as exc:
+            constraint = exc.diag.constraint_name
+            if constraint == _STREAM_VERSION_KEY:
+                raise ConcurrencyError(
+                    str(stream), expected_version, await self._head(stream)
+                ) from None
+            if constraint == _EVENT_ID_KEY:
+                raise DuplicateEvent(
+                    f"an event with one of these ids is already stored: "
+                    f"{', '.join(str(e.event_id) for e in events)}",
+                    stream=str(stream),
+                ) from None
+            raise
+        if not rows:  # the head was not at the expected version: nothing was written
+            raise ConcurrencyError(str(stream), expected_version, await self._head(stream, conn))
+        return AppendResult(
+            stream=stream,
+            first_version=rows[0][2],
+            last_version=rows[-1][2],
+            positions=tuple(r[0] for r in rows),
+            transaction_id=rows[0][1],
+        )
+
+    def _check(self, stream: StreamId, expected_version: int, events: Sequence[Event]) -> None:
+        if expected_version < 0:
+            raise InvalidAppend(f"expected version {expected_version} is negative")
+        for offset, event in enumerate(events, start=1):
+            if event.stream != stream:
+                raise InvalidAppend(
+                    f"event {event.event_id} belongs to {event.stream}, not to {stream}"
+                )
+            if event.version != expected_version + offset:
+                raise InvalidAppend(
+                    f"event {event.event_id} has version {event.version}, but appended after "
+                    f"version {expected_version} it would be {expected_version + offset}"
+                )
+            if self._registry is not None:
+                # Unknown types, stale schema versions and payloads that fail their model
+                # are refused before anything is written.
+                current = self._registry.event_types().get(event.event_type)
+                if current is not None and event.schema_version != current.version:
+                    raise InvalidAppend(
+                        f"event {event.event_id} ({event.event_type}) has schema version "
+                        f"{event.schema_version}; new events are written at the current "
+                        f"version {current.version}"
+                    )
+                self._registry.load_event(event)
+        ids = [e.event_id for e in events]
+        if len(set(ids)) != len(ids):
+            raise InvalidAppend("the same event id appears twice in one append")
+
+    async def _head(self, stream: StreamId, conn: Conn | None = None) -> int | None:
+        try:
+            async with connection(self._pool, conn) as c:
+                cur = await c.execute(
+                    _HEAD, (stream.tenant_id, stream.aggregate_type, stream.aggregate_id)
+                )
+                row = await cur.fetchone()
+            return int(row[0]) if row else 0
+        except psycopg.Error:
+            return None
+
+    async def version(self, stream: StreamId, *, conn: Conn | None = None) -> int:
+        """The stream's current version (0 when it has no events)."""
+        async with connection(self._pool, conn) as c:
+            cur = await c.execute(
+                _HEAD, (stream.tenant_id, stream.aggregate_type, stream.aggregate_id)
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def load(
+        self,
+        stream: StreamId,
+        *,
+        after_version: int = 0,
+        to_version: int | None = None,
+        as_of: datetime | None = None,
+        conn: Conn | None = None,
+    ) -> list[Event]:
+        """Events of `stream` with after_version < version <= to_version, recorded by `as_of`."""
+        if as_of is not None and as_of.tzinfo is None:
+            raise BadInput("as_of must carry a time zone")
+        query = f"""
+            select {EVENT_COLUMNS} from intent.events
+            where tenant_id = %s and aggregate_type = %s and aggregate_id = %s
+              and version > %s and version <= coalesce(%s, 2147483647)
+              and (%s::timestamptz is null or recorded_at <= %s::timestamptz)
+            order by version"""
+        params = (
+            stream.tenant_id, stream.aggregate_type, stream.aggregate_id,
+            after_version, to_version, as_of, as_of,
+        )
+        async with connection(self._pool, conn) as c, c.cursor(row_factory=dict_row) as cur:
+            await cur.execute(query, params)
+            rows = await cur.fetchall()
+        return [event_from_row(row) for row in rows]
+
+    async def version_at(
+        self, stream: StreamId, as_of: datetime, *, conn: Conn | None = None
+    ) -> int:
+        """The stream's version as it stood at `as_of` (0 when it had no events yet)."""
+        async with connection(self._pool, conn) as c:
+            cur = await c.execute(
+                "select coalesce(max(version), 0) from intent.events where tenant_id = %s"
+                " and aggregate_type = %s and aggregate_id = %s and recorded_at <= %s",
+                (stream.tenant_id, stream.aggregate_type, stream.aggregate_id, as_of),
+            )
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+
+def _events_json(events: Sequence[Event]) -> str:
+    return json.dumps(
+        [
+            {
+                "event_id": str(e.event_id),
+                "event_type": e.event_type,
+                "schema_version": e.schema_version,
+                "payload": e.payload,
+                "metadata": e.metadata.model_dump(mode="json"),
+            }
+            for e in events
+        ],
+        separators=(",", ":"),
+    )
