@@ -24,8 +24,9 @@ from tools.migrations import Migration, MigrationError, MigrationReport
 EXIT_FAILED = 1
 EXIT_ENVIRONMENT = 3
 
-err = Console(stderr=True, highlight=False)
-out = Console(highlight=False)
+# Soft wrap: a long message stays one line, for logs and for scripts that grep it.
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = Console(highlight=False, soft_wrap=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -95,7 +96,7 @@ def db_start() -> None:
     state = "created and started" if result.created else "running"
     err.print(f"PostgreSQL {state} on 127.0.0.1:{result.cluster.port} ({result.cluster.data_dir})")
     _report(result.migrations)
-    out.print(result.cluster.url, soft_wrap=True)
+    out.print(result.cluster.url)
 
 
 @db.command("stop")
@@ -121,7 +122,7 @@ def db_reset(yes: bool) -> None:
         click.confirm("Delete all data in the embedded database?", abort=True)
     result = ops.reset(on_apply=_announce)
     _report(result.migrations)
-    out.print(result.cluster.url, soft_wrap=True)
+    out.print(result.cluster.url)
 
 
 @db.command("migrate")
@@ -146,7 +147,7 @@ def db_migrate(database_url: str | None) -> None:
 @_friendly_errors
 def db_url() -> None:
     """Print the DATABASE_URL every command would use."""
-    out.print(settings.database().url, soft_wrap=True)
+    out.print(settings.database().url)
 
 
 # -- test -------------------------------------------------------------------------------
@@ -177,6 +178,14 @@ def test(no_lint: bool, pytest_args: tuple[str, ...]) -> None:
             err.print(f"[red]intent: {name} failed (exit {code})[/red]")
             sys.exit(EXIT_FAILED)
 
+
+def _register_subcommands() -> None:
+    from tools.bench.cli import bench
+
+    main.add_command(bench)
+
+
+_register_subcommands()
 
 if __name__ == "__main__":
     main()

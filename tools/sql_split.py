@@ -104,15 +104,22 @@ def _skip_quoted(script: str, i: int, quote: str, *, backslash: bool) -> int:
 
 
 def _add(statements: list[Statement], script: str, start: int, end: int) -> None:
-    chunk = script[start:end]
-    if not _has_code(chunk):
+    code = _code_start(script, start)
+    if code >= end:  # only white space and comments
         return
-    offset = len(chunk) - len(chunk.lstrip())
-    statements.append(Statement(text=chunk.strip(), line=_line(script, start + offset)))
+    statements.append(Statement(text=script[code:end].strip(), line=_line(script, code)))
 
 
-def _has_code(chunk: str) -> bool:
-    """False for a chunk that is only white space and comments."""
-    stripped = re.sub(r"--[^\n]*", "", chunk)
-    stripped = re.sub(r"/\*.*?\*/", "", stripped, flags=re.DOTALL)
-    return bool(stripped.strip())
+def _code_start(script: str, i: int) -> int:
+    """Where the first code after `i` is, past white space and comments."""
+    while i < len(script):
+        if script[i].isspace():
+            i += 1
+        elif script.startswith("--", i):
+            end = script.find("\n", i)
+            i = len(script) if end < 0 else end + 1
+        elif script.startswith("/*", i):
+            i = _skip_block_comment(script, i)
+        else:
+            break
+    return i

@@ -35,8 +35,14 @@ grant anon, authenticated, service_role to authenticator;
 grant anon, authenticated, service_role, supabase_realtime_admin to postgres;
 grant pg_read_all_stats, pg_signal_backend to postgres;
 
-alter database postgres owner to postgres;
-alter database postgres set search_path = "$user", public, extensions;
+-- The project database (whatever its name) belongs to `postgres`, as on hosted.
+do $$
+begin
+  execute format('alter database %I owner to postgres', current_database());
+  execute format('alter database %I set search_path = "$user", public, extensions',
+                 current_database());
+end
+$$;
 
 -- Extensions -----------------------------------------------------------------------------
 create schema if not exists extensions;

@@ -1,0 +1,1 @@
+"""Benchmarks: each measures Intent beside a raw baseline run in the same process."""
