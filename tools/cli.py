@@ -120,7 +120,7 @@ def db_reset(yes: bool) -> None:
             err.print("intent: db reset deletes all data; pass --yes to confirm")
             sys.exit(2)
         click.confirm("Delete all data in the embedded database?", abort=True)
-    result = ops.reset(on_apply=_announce)
+    result = ops.start(on_apply=_announce, wipe=True)
     _report(result.migrations)
     out.print(result.cluster.url)
 

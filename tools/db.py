@@ -36,12 +36,23 @@ class StartResult:
     migrations: MigrationReport
 
 
-def start(on_apply: Callable[[Migration], None] | None = None) -> StartResult:
+def start(
+    on_apply: Callable[[Migration], None] | None = None, *, wipe: bool = False
+) -> StartResult:
+    """Start the embedded cluster (creating it the first time), bootstrap it and migrate.
+    With `wipe`, the `postgres` database is dropped and recreated first (`db reset`)."""
     db = settings.database()
     cluster = _embedded_for(db)
     created = cluster.init()
     cluster.start()
     cluster.wait_ready()
+    if wipe:
+        template_url = settings.local_url(
+            cluster.port, user=settings.LOCAL_SUPERUSER, dbname="template1"
+        )
+        with psycopg.connect(template_url, autocommit=True) as conn:
+            conn.execute("drop database if exists postgres with (force)")
+            conn.execute("create database postgres")
     apply_bootstrap(cluster.admin_url)
     report = migrate(db.url, settings.migrations_dir(), on_apply=on_apply)
     return StartResult(cluster=cluster, created=created, migrations=report)
@@ -49,24 +60,6 @@ def start(on_apply: Callable[[Migration], None] | None = None) -> StartResult:
 
 def stop() -> bool:
     return _embedded_for(settings.database()).stop()
-
-
-def reset(on_apply: Callable[[Migration], None] | None = None) -> StartResult:
-    """Drop and recreate the `postgres` database, then bootstrap and migrate it again."""
-    db = settings.database()
-    cluster = _embedded_for(db)
-    created = cluster.init()
-    cluster.start()
-    cluster.wait_ready()
-    template_url = settings.local_url(
-        cluster.port, user=settings.LOCAL_SUPERUSER, dbname="template1"
-    )
-    with psycopg.connect(template_url, autocommit=True) as conn:
-        conn.execute("drop database if exists postgres with (force)")
-        conn.execute("create database postgres")
-    apply_bootstrap(cluster.admin_url)
-    report = migrate(db.url, settings.migrations_dir(), on_apply=on_apply)
-    return StartResult(cluster=cluster, created=created, migrations=report)
 
 
 def migrate_database(
