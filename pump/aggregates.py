@@ -24,7 +24,9 @@ class AggregateRepository:
     def __init__(self, pool: AsyncConnectionPool[Conn], registry: Registry):
         self._pool = pool
         self.registry = registry
-        self.events = PostgresEventStore(pool, registry)
+        # No registry for the store: `save` evolves the new events through the registry
+        # before appending, which validates every payload; checking again costs each append.
+        self.events = PostgresEventStore(pool)
         self.snapshots = PostgresSnapshotStore(pool)
 
     async def load(

@@ -3,41 +3,18 @@
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tools import settings
-from tools.local_pg import LocalCluster
-from tools.migrations import apply_bootstrap, migrate
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tools.local_pg import LocalCluster, scratch_cluster
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[LocalCluster]:
     """A throwaway PostgreSQL 15 cluster, bootstrapped and migrated like the embedded one."""
-    parent = Path(tempfile.mkdtemp(prefix="intent-test-pg-"))
-    parent.chmod(0o755)  # the `postgres` OS user runs the server when we are root
-    cluster = LocalCluster(data_dir=parent / "pg", port=free_port(), throwaway=True)
-    try:
-        cluster.init()
-        cluster.start()
-        cluster.wait_ready()
-        apply_bootstrap(cluster.admin_url)
-        migrate(cluster.url, settings.migrations_dir())
+    with scratch_cluster(throwaway=True) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(parent, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

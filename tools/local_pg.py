@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,8 +197,6 @@ class LocalCluster:
         )
 
     def _check_port_free(self) -> None:
-        import socket
-
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             if sock.connect_ex(("127.0.0.1", self.port)) == 0:
                 raise ClusterError(
@@ -234,3 +234,40 @@ class LocalCluster:
                         f"PostgreSQL on port {self.port} is not ready: {exc}"
                     ) from exc
                 time.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def scratch_cluster(
+    *, throwaway: bool, say: Callable[[str], None] | None = None
+) -> Iterator[LocalCluster]:
+    """A new cluster in a temp folder on a free port, bootstrapped and migrated like the
+    embedded one; stopped and deleted on the way out, however the block ends. `throwaway`
+    trades durability for speed (tests); benchmarks keep PostgreSQL's durable defaults."""
+    from tools.migrations import apply_bootstrap, migrate
+    from tools.settings import migrations_dir
+
+    parent = Path(tempfile.mkdtemp(prefix="intent-pg-"))
+    parent.chmod(0o755)  # the `postgres` OS user runs the server when we are root
+    cluster = LocalCluster(data_dir=parent / "pg", port=free_port(), throwaway=throwaway)
+    try:
+        if say:
+            say(f"starting PostgreSQL on 127.0.0.1:{cluster.port}")
+        cluster.init()
+        cluster.start()
+        cluster.wait_ready()
+        apply_bootstrap(cluster.admin_url)
+        migrate(cluster.url, migrations_dir())
+        yield cluster
+    finally:
+        try:
+            cluster.stop()
+        finally:
+            shutil.rmtree(parent, ignore_errors=True)
+            if say:
+                say("PostgreSQL stopped and removed")

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tests.conftest import free_port
+from tools.local_pg import free_port
 
 pytestmark = pytest.mark.integration
 

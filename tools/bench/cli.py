@@ -2,9 +2,151 @@
 
 from __future__ import annotations
 
+import asyncio
+import signal
+import sys
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
 import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+
+if TYPE_CHECKING:
+    from tools.bench.append import Plan, Results
+
+EXIT_MISSED = 1
+EXIT_ENVIRONMENT = 3
+EXIT_INTERRUPTED = 130
+
+err = Console(stderr=True, highlight=False)
+# Wide enough for the tables when the output goes to a file or a pipe (not a terminal).
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 120)
 
 
 @click.group()
 def bench() -> None:
     """Benchmarks that print a table and write JSON, each beside a raw baseline."""
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    # Unwind like Ctrl-C, so the cluster of our own is stopped and removed on the way out.
+    raise KeyboardInterrupt
+
+
+def _progress() -> Progress:
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    )
+
+
+@bench.command("append")
+@click.option("--quick", is_flag=True, help="A short run (a few seconds of measuring).")
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help=(
+        "Benchmark this migrated database instead of a throwaway cluster. The events written "
+        "stay (events are immutable), under a fresh tenant id named in the JSON."
+    ),
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the results (default bench-results/append-<UTC time>.json).",
+)
+@click.option("--check", is_flag=True, help="Exit 1 when a target is missed.")
+def append(quick: bool, database_url: str | None, json_path: Path | None, check: bool) -> None:
+    """Append throughput and aggregate load times, each beside a raw baseline.
+
+    \b
+    (a) one writer, one event per transaction   vs single-row INSERT   target >= 0.85
+    (b) 8 concurrent writers, one event per tx  vs single-row INSERT   target >= 0.85
+    (c) 100 events per append                   vs COPY of 100 rows    target >= 0.60
+    (d) AggregateRepository.load of 1,000 and 10,000 events, with snapshots (also with
+        the longest tail the policy leaves) and without, beside select + fold; with
+        snapshots the 10k/1k ratio must stay <= 1.5
+
+    Targets are judged against raw writes whose JSON was serialised before the timed loop;
+    the table also shows raw writes through psycopg's Jsonb (serialised while timed).
+
+    By default starts a PostgreSQL cluster of its own with durable settings (fsync and
+    synchronous_commit on), migrates it, and removes it at the end (also on Ctrl-C).
+    Baselines write to bench_raw.events (like intent.events including all), dropped at the
+    end. Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
+    database cannot be used, 130 when interrupted.
+    """
+    import psycopg
+
+    from tools import settings
+    from tools.bench.append import (
+        FULL,
+        QUICK,
+        BenchError,
+        default_json_name,
+        dumps,
+        load_table,
+        summary_lines,
+        throughput_table,
+    )
+    from tools.local_pg import ClusterError
+
+    plan = QUICK if quick else FULL
+    target = json_path or settings.REPO_ROOT / "bench-results" / default_json_name()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        results, database = _run(plan, database_url)
+    except KeyboardInterrupt:
+        err.print("[yellow]intent: benchmark interrupted[/yellow]")
+        sys.exit(EXIT_INTERRUPTED)
+    except (BenchError, ClusterError, settings.SettingsError, psycopg.OperationalError) as exc:
+        err.print(f"[red]intent:[/red] {str(exc).strip()}")
+        sys.exit(EXIT_ENVIRONMENT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    out.print(throughput_table(results))
+    out.print(load_table(results))
+    for line in summary_lines(results):
+        out.print(line)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(dumps(results.as_json(database)), encoding="utf-8")
+    err.print(f"results written to {target}")
+    if check and not results.all_met:
+        sys.exit(EXIT_MISSED)
+
+
+def _run(plan: Plan, database_url: str | None) -> tuple[Results, dict[str, Any]]:
+    from tools import settings
+    from tools.bench.append import run_append
+    from tools.bench.cluster import durable_cluster
+
+    if database_url:
+        database = {
+            "kind": "given database (--database-url)",
+            "url": settings.Database(database_url, from_env=False).redacted(),
+        }
+        with _progress() as progress:
+            return asyncio.run(run_append(database_url, plan, progress)), database
+    with durable_cluster(say=err.print) as cluster:
+        database = {
+            "kind": "throwaway cluster of the benchmark's own, durable defaults",
+            "url": settings.Database(cluster.url, from_env=False).redacted(),
+        }
+        with _progress() as progress:
+            return asyncio.run(run_append(cluster.url, plan, progress)), database

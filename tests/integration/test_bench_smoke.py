@@ -1,0 +1,73 @@
+"""`intent bench append --quick` runs end to end against the session's cluster.
+
+Only that it completes and reports every section: timings belong to the benchmark itself,
+not to a test on a shared machine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tools import settings
+
+pytestmark = pytest.mark.integration
+
+SECTIONS = ("single_writer", "concurrent_writers", "batch_append", "aggregate_load")
+
+
+def all_medians(section: dict[str, Any]) -> list[float]:
+    """Every median in a section, however deep."""
+    found: list[float] = []
+    for key, value in section.items():
+        if isinstance(value, dict):
+            found += all_medians(value)
+        elif isinstance(value, list):
+            for item in value:
+                if isinstance(item, dict):
+                    found += all_medians(item)
+        elif key == "median":
+            found.append(value)
+    return found
+
+
+def test_quick_append_bench_reports_every_section(database_url: str, tmp_path: Path) -> None:
+    out = tmp_path / "out.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "tools.cli", "bench", "append", "--quick",
+            "--database-url", database_url, "--json", str(out),
+        ],
+        cwd=settings.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert set(SECTIONS) <= set(report["sections"])
+    for name in SECTIONS[:3]:
+        section = report["sections"][name]
+        assert section["intent"]["median"] > 0
+        assert section["baseline"]["median"] > 0
+        assert section["ratio"] > 0
+        assert all(rate > 0 for rate in section["intent"]["per_round"])
+        assert all(rate > 0 for rate in section["baseline"]["per_round"])
+    load = report["sections"]["aggregate_load"]
+    assert set(load["cases"]) == {
+        f"{kind}_{length}"
+        for kind in ("snapshots", "snapshot_tail", "no_snapshots", "baseline")
+        for length in (1000, 10000)
+    }
+    assert load["growth_with_snapshots"]["ratio"] > 0
+    assert load["events_replayed_after_snapshot"]["snapshot_tail_10000"] == 49
+    medians = [m for name in SECTIONS for m in all_medians(report["sections"][name])]
+    assert medians
+    assert all(m > 0 for m in medians)
+    assert report["database"]["settings"]["fsync"] in {"on", "off"}

@@ -1,0 +1,75 @@
+"""Summaries of per-round figures: medians, spread, and Intent beside its baseline."""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def median(values: Sequence[float]) -> float:
+    return float(statistics.median(values))
+
+
+def spread(values: Sequence[float]) -> float:
+    """Half the interquartile range as a fraction of the median (0.05: about ±5 %)."""
+    if len(values) < 2:
+        return 0.0
+    q1, _, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    mid = median(values)
+    return float((q3 - q1) / 2 / mid) if mid else 0.0
+
+
+@dataclass
+class Series:
+    """One measured thing, one figure per round."""
+
+    label: str
+    description: str
+    unit: str
+    per_round: list[float]
+
+    @property
+    def median(self) -> float:
+        return median(self.per_round)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "label": self.label,
+            "description": self.description,
+            "unit": self.unit,
+            "per_round": [round(v, 4) for v in self.per_round],
+            "median": round(self.median, 4),
+            "min": round(min(self.per_round), 4),
+            "max": round(max(self.per_round), 4),
+            "spread": round(spread(self.per_round), 4),
+        }
+
+
+@dataclass
+class Comparison:
+    """Intent beside baselines measured in the same rounds, in rotating order. The target
+    is judged against `baseline`; `also` are further baselines, shown for context."""
+
+    intent: Series
+    baseline: Series
+    min_ratio: float
+    also: list[Series] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        """Median Intent rate over median baseline rate."""
+        return self.intent.median / self.baseline.median
+
+    def ratio_to(self, other: Series) -> float:
+        return self.intent.median / other.median
+
+    def paired_ratio(self, other: Series) -> float:
+        """The median of the per-round ratios (each round's sides ran back to back)."""
+        pairs = zip(self.intent.per_round, other.per_round, strict=True)
+        return median([a / b for a, b in pairs])
+
+    @property
+    def met(self) -> bool:
+        return self.ratio >= self.min_ratio
