@@ -40,7 +40,7 @@ _HEAD_IS_EXPECTED = """
 where $4 = 0 or exists (
   select from intent.events
   where tenant_id = $1 and aggregate_type = $2 and aggregate_id = $3 and version = $4)
-returning position, transaction_id::text::bigint as transaction_id, version, recorded_at
+returning position, transaction_id::text::bigint
 """
 # One event (the usual case: one command, one event) as plain parameters: measurably
 # cheaper than decoding a one-element JSON array.
@@ -185,8 +185,8 @@ class PostgresEventStore:
             raise ConcurrencyError(str(stream), expected_version, await self._head(stream, conn))
         return AppendResult(
             stream=stream,
-            first_version=rows[0][2],
-            last_version=rows[-1][2],
+            first_version=expected_version + 1,
+            last_version=expected_version + len(rows),
             positions=tuple(r[0] for r in rows),
             transaction_id=rows[0][1],
         )
@@ -287,8 +287,10 @@ _APPEND_FIELDS = {"__all__": {"event_id", "event_type", "schema_version", "paylo
 
 
 async def _fetch(conn: Conn, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+    """Run an append; its (position, transaction id) rows come back in binary, which spares
+    parsing text on every append."""
     cur: AsyncRawCursor[tuple[Any, ...]] = AsyncRawCursor(conn)
-    await cur.execute(sql.encode(), params)
+    await cur.execute(sql.encode(), params, binary=True)
     return await cur.fetchall()
 
 
