@@ -62,7 +62,6 @@ from tools.bench.workload import (
     item_events,
     new_stream,
     raw_rows,
-    raw_values,
 )
 
 RAW_SCHEMA = "bench_raw"
@@ -345,7 +344,7 @@ class AppendBench:
 
     def _rows(self, count: int, jsonb: bool) -> list[RawRow]:
         events = item_events(new_stream(self.tenant_id), count)
-        return raw_values(events) if jsonb else raw_rows(events)
+        return raw_rows(events, jsonb=jsonb)
 
     def _raw_inserts(self, writers: int, events_each: int, jsonb: bool) -> Timed:
         rows = [self._rows(events_each, jsonb) for _ in range(writers)]
