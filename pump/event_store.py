@@ -1,9 +1,9 @@
 """Events in PostgreSQL: append with an expected version, load a stream.
 
-An append is one statement, so one round trip: it reads the stream's head and inserts the
-batch only when the head is at the expected version. Two writers that both pass that check
-still cannot both win: the unique (tenant, aggregate type, aggregate id, version) constraint
-refuses the second, and that refusal becomes a `ConcurrencyError`.
+An append is one statement, so one round trip: it inserts the batch only when the stream
+has reached the expected version. Two writers that both pass that check still cannot both
+win: the unique (tenant, aggregate type, aggregate id, version) constraint refuses the
+second, and that refusal becomes a `ConcurrencyError`, as does a check that fails.
 """
 
 from __future__ import annotations
@@ -220,13 +220,9 @@ class PostgresEventStore:
             raise InvalidAppend("the same event id appears twice in one append")
 
     async def _head(self, stream: StreamId, conn: Conn | None = None) -> int | None:
+        """The version for a conflict's message; None rather than hiding the conflict."""
         try:
-            async with connection(self._pool, conn) as c:
-                cur = await c.execute(
-                    _HEAD, (stream.tenant_id, stream.aggregate_type, stream.aggregate_id)
-                )
-                row = await cur.fetchone()
-            return int(row[0]) if row else 0
+            return await self.version(stream, conn=conn)
         except psycopg.Error:
             return None
 
