@@ -74,17 +74,30 @@ class AggregateRepository:
         """Append what was decided and snapshot when a snapshot point is crossed, in one
         transaction (the caller's, when `conn` is given)."""
         after = evolve_all(self.registry, aggregate, loaded, new_events)
+        return after, await self.record(aggregate, loaded, after, new_events, conn=conn)
+
+    async def record(
+        self,
+        aggregate: type[Aggregate[StateT]],
+        before: Loaded[StateT],
+        after: Loaded[StateT],
+        new_events: Sequence[Event],
+        *,
+        conn: Conn | None = None,
+    ) -> AppendResult:
+        """Append events already evolved from `before` into `after` (so their payloads are
+        validated), with a snapshot of `after` when the append crosses a snapshot point."""
         snapshot = (
             take_snapshot(aggregate, after)
-            if snapshot_due(aggregate, loaded.version, after.version)
+            if snapshot_due(aggregate, before.version, after.version)
             else None
         )
         if conn is not None or snapshot is None:  # the caller's transaction, or one statement
-            result = await self.events.append(loaded.stream, loaded.version, new_events, conn=conn)
+            result = await self.events.append(before.stream, before.version, new_events, conn=conn)
             if snapshot is not None:
                 await self.snapshots.save(snapshot, conn=conn)
-            return after, result
+            return result
         async with self._pool.connection() as c, c.transaction():
-            result = await self.events.append(loaded.stream, loaded.version, new_events, conn=c)
+            result = await self.events.append(before.stream, before.version, new_events, conn=c)
             await self.snapshots.save(snapshot, conn=c)
-        return after, result
+        return result

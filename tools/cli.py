@@ -150,6 +150,53 @@ def db_url() -> None:
     out.print(settings.database().url)
 
 
+# -- pump -------------------------------------------------------------------------------
+
+
+@main.command("pump")
+@click.option(
+    "--direct",
+    is_flag=True,
+    help="Process batches in this process, without Temporal (benchmark comparison and tests).",
+)
+@click.option("--batch-limit", type=click.IntRange(1, 10_000), default=100, show_default=True,
+              help="Most commands claimed into one batch.")
+@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Batches in flight at once from this pump.")
+@click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=1.0,
+              show_default=True, help="Seconds between polls when no NOTIFY arrives.")
+@click.option("--sweep-after", type=click.FloatRange(0.1, 86_400), default=60.0,
+              show_default=True,
+              help="Seconds after which a dispatched, unfinished batch is dispatched again.")
+@_friendly_errors
+def pump_command(
+    direct: bool, batch_limit: int, concurrency: int, poll_interval: float, sweep_after: float
+) -> None:
+    """Claim pending commands into batches and get them processed, until SIGTERM or Ctrl-C.
+
+    Wakes on NOTIFY from submit_command (with a poll as fallback), claims up to
+    --batch-limit pending commands oldest first, never two batches for one aggregate at
+    once, and re-dispatches batches left unfinished. Several pumps may run side by side.
+    The Temporal dispatch (one workflow per batch) is the next step of the pipeline; until
+    it lands, --direct is required.
+    """
+    if not direct:
+        err.print("intent: the Temporal dispatch is not built yet; run `intent pump --direct`")
+        sys.exit(2)
+    from datetime import timedelta
+
+    from pump.runner import run_pump
+
+    run_pump(
+        settings.database().url,
+        batch_limit=batch_limit,
+        concurrency=concurrency,
+        poll_interval=poll_interval,
+        sweep_after=timedelta(seconds=sweep_after),
+        log=lambda line: err.print(line),
+    )
+
+
 # -- test -------------------------------------------------------------------------------
 
 

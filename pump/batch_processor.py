@@ -1,0 +1,145 @@
+"""Process one claimed batch in one transaction: the body of the worker's activity (and of
+the pump's direct mode).
+
+Per aggregate: lock it (advisory, transaction-scoped, in one global order so two batches can
+never deadlock), load it once, decide its commands in submission order with the pure domain,
+append everything they decided in one statement, snapshot when due. Then record every
+command's outcome and mark the batch done, all in the same transaction: either the whole
+batch's effects are committed, or none are and a retry starts over. A retry after a crash
+finds the already-committed commands done and skips them.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Any
+from uuid import UUID
+
+from psycopg_pool import AsyncConnectionPool
+
+from domain.contracts import StreamId
+from domain.decider import decide, evolve_all
+from domain.errors import BadInput, DomainRejection
+from domain.registry import Registry
+from pump.aggregates import AggregateRepository
+from pump.command_store import CommandOutcome, Outcomes, PostgresCommandStore, StoredCommand
+from pump.database import Conn
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: UUID
+    processed: int
+    rejected: int
+    skipped: bool  # nothing was open: an earlier processing had committed it
+    events: int
+
+
+class BatchProcessor:
+    def __init__(self, pool: AsyncConnectionPool[Conn], registry: Registry):
+        self._pool = pool
+        self._registry = registry
+        self._repo = AggregateRepository(pool, registry)
+        self.commands = PostgresCommandStore(pool)
+
+    async def process(
+        self, batch_id: UUID, *, before_commit: Callable[[], Any] | None = None
+    ) -> BatchResult:
+        """`before_commit` is called inside the transaction, after all the work: tests use
+        it to crash a worker at the worst moment."""
+        async with self._pool.connection() as conn, conn.transaction():
+            open_commands = await self.commands.open_commands(batch_id, conn)
+            if not open_commands:
+                await self.commands.finish(batch_id, conn)
+                return BatchResult(batch_id, 0, 0, skipped=True, events=0)
+            by_stream: dict[StreamId, list[StoredCommand]] = defaultdict(list)
+            for stored in open_commands:
+                by_stream[stored.stream].append(stored)
+            await _lock_streams(conn, list(by_stream))
+            outcomes = Outcomes()
+            events = 0
+            for stream, commands in by_stream.items():
+                events += await self._decide_stream(conn, stream, commands, outcomes)
+            await self.commands.record(outcomes.items, conn)
+            await self.commands.finish(batch_id, conn)
+            if before_commit is not None:
+                before_commit()
+        return BatchResult(
+            batch_id,
+            processed=outcomes.count("processed"),
+            rejected=outcomes.count("rejected"),
+            skipped=False,
+            events=events,
+        )
+
+    async def _decide_stream(
+        self,
+        conn: Conn,
+        stream: StreamId,
+        commands: Sequence[StoredCommand],
+        outcomes: Outcomes,
+    ) -> int:
+        try:
+            aggregate = self._registry.aggregate_type(stream.aggregate_type)
+        except BadInput as exc:
+            for stored in commands:
+                outcomes.add(_rejected(stored, exc.code, exc.message))
+            return 0
+        before = await self._repo.load(aggregate, stream, conn=conn)
+        state = before
+        decided = []
+        for stored in commands:
+            command = stored.command
+            try:
+                parsed = self._registry.parse_command(command)
+                self._registry.check_role(command.command_type, command.metadata.role)
+                new = decide(self._registry, parsed, state)
+                state = evolve_all(self._registry, aggregate, state, new)
+            except DomainRejection as exc:
+                outcomes.add(_rejected(stored, exc.code, exc.reason, exc.details))
+                continue
+            except BadInput as exc:  # also Forbidden: the command itself is at fault
+                outcomes.add(_rejected(stored, exc.code, exc.message, exc.details))
+                continue
+            decided.extend(new)
+            outcomes.add(
+                CommandOutcome(
+                    command_id=command.command_id,
+                    status="processed",
+                    result={
+                        "events": [str(e.event_id) for e in new],
+                        "event_types": [e.event_type for e in new],
+                        "version": state.version,
+                    },
+                )
+            )
+        if decided:
+            await self._repo.record(aggregate, before, state, decided, conn=conn)
+        return len(decided)
+
+
+def _rejected(
+    stored: StoredCommand, code: str, reason: str, details: dict[str, Any] | None = None
+) -> CommandOutcome:
+    return CommandOutcome(
+        command_id=stored.command.command_id,
+        status="rejected",
+        error={"code": code, "reason": reason, "details": details or {}},
+    )
+
+
+def stream_lock_key(stream: StreamId) -> int:
+    """A stable signed 64-bit advisory-lock key for an aggregate's stream."""
+    name = f"{stream.tenant_id}/{stream.aggregate_type}/{stream.aggregate_id}".encode()
+    return int.from_bytes(blake2b(name, digest_size=8).digest(), "big", signed=True)
+
+
+async def _lock_streams(conn: Conn, streams: list[StreamId]) -> None:
+    """Per-aggregate locks in one round trip, in one global order (ascending key), so that
+    two transactions locking overlapping aggregates can never deadlock. The keys are sorted
+    here and `unnest` yields them in array order."""
+    keys = sorted({stream_lock_key(s) for s in streams})
+    await conn.execute("select pg_advisory_xact_lock(k) from unnest(%s::bigint[]) as k", (keys,))

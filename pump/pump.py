@@ -1,0 +1,175 @@
+"""The command pump: wake on NOTIFY (or a poll), claim pending commands into batches, hand
+each batch to a dispatcher, and sweep batches that were dispatched but never finished.
+
+NOTIFY is only a wake-up: the pump always re-reads the table, so a lost notification costs
+at most one poll interval and nothing else (and it works behind a transaction pooler).
+Several pumps may run side by side: claims are serialised in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+from uuid import UUID
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from pump.batch_processor import BatchProcessor
+from pump.command_store import PostgresCommandStore
+from pump.database import Conn
+
+log = logging.getLogger(__name__)
+
+CHANNEL = "intent_commands"
+
+
+class Dispatcher(Protocol):
+    async def dispatch(self, batch_id: UUID) -> None:
+        """Get the batch processed. Must be safe to call again for the same batch."""
+
+
+class DirectDispatcher:
+    """Process the batch in this process, without Temporal. For the benchmark's comparison
+    and for tests: the same batch code the worker runs, with a simple retry loop."""
+
+    def __init__(
+        self,
+        processor: BatchProcessor,
+        *,
+        max_attempts: int = 5,
+        first_backoff: float = 0.1,
+    ):
+        self._processor = processor
+        self._max_attempts = max_attempts
+        self._first_backoff = first_backoff
+
+    async def dispatch(self, batch_id: UUID) -> None:
+        delay = self._first_backoff
+        for attempt in range(1, self._max_attempts + 1):
+            try:
+                await self._processor.process(batch_id)
+                return
+            except (psycopg.Error, OSError) as exc:  # infrastructure: retried
+                error = {"attempt": attempt, "type": type(exc).__name__, "message": str(exc)}
+                log.warning("batch %s attempt %d failed: %s", batch_id, attempt, exc)
+                if attempt == self._max_attempts:
+                    await self._processor.commands.fail(batch_id, error)
+                    return
+                await self._processor.commands.note_error(batch_id, error)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+
+@dataclass(frozen=True)
+class PumpSettings:
+    batch_limit: int = 100
+    poll_interval: float = 1.0
+    concurrency: int = 4  # batches dispatched and not yet finished, per pump
+    sweep_after: timedelta = timedelta(seconds=60)
+    name: str = f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Pump:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool[Conn],
+        listen_url: str,
+        dispatcher: Dispatcher,
+        settings: PumpSettings | None = None,
+    ):
+        self._pool = pool
+        self._listen_url = listen_url
+        self._dispatcher = dispatcher
+        self.settings = settings or PumpSettings()
+        self._store = PostgresCommandStore(pool)
+        self._wake = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.batches_dispatched = 0
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Until `stop` is set; then finish what was dispatched and return."""
+        listener = asyncio.create_task(self._listen(stop))
+        next_sweep = 0.0
+        loop = asyncio.get_running_loop()
+        try:
+            while not stop.is_set():
+                if loop.time() >= next_sweep:
+                    await self._sweep()
+                    next_sweep = loop.time() + self.settings.sweep_after.total_seconds() / 2
+                await self._slots.acquire()
+                self._wake.clear()
+                batch = await self._store.claim(
+                    self.settings.batch_limit, claimed_by=self.settings.name
+                )
+                if batch is None:
+                    self._slots.release()
+                    await _wait_any(self._wake, stop, self.settings.poll_interval)
+                    continue
+                self._start(batch.batch_id)
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def _start(self, batch_id: UUID) -> None:
+        """Dispatch in the background; the slot is freed and the loop woken when done (the
+        batch's aggregates may hold back commands that can now be claimed)."""
+
+        async def dispatch() -> None:
+            try:
+                await self._dispatcher.dispatch(batch_id)
+            except Exception:
+                log.exception("dispatching batch %s failed; the sweep will retry it", batch_id)
+            finally:
+                self._slots.release()
+                self._wake.set()
+
+        self.batches_dispatched += 1
+        task = asyncio.create_task(dispatch())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _sweep(self) -> None:
+        try:
+            stale = await self._store.stale_batches(self.settings.sweep_after)
+        except psycopg.Error as exc:
+            log.warning("sweep skipped: %s", exc)
+            return
+        for batch in stale:
+            log.warning(
+                "batch %s dispatched %s ago and not finished: dispatching again",
+                batch.batch_id, batch.age,
+            )
+            await self._store.redispatched(batch.batch_id)
+            await self._slots.acquire()
+            self._start(batch.batch_id)
+
+    async def _listen(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                conn = await psycopg.AsyncConnection.connect(self._listen_url, autocommit=True)
+                async with conn:
+                    await conn.execute(f"listen {CHANNEL}")
+                    self._wake.set()  # catch up on whatever came while not listening
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except psycopg.Error as exc:
+                log.warning("LISTEN connection lost (%s); polling until it is back", exc)
+                await _wait_any(asyncio.Event(), stop, 1.0)
+
+
+async def _wait_any(first: asyncio.Event, second: asyncio.Event, seconds: float) -> None:
+    waiters = [asyncio.create_task(first.wait()), asyncio.create_task(second.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -1,0 +1,94 @@
+"""Support for pipeline tests: enqueue commands, run pumps, wait for outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+from uuid import UUID, uuid4
+
+from psycopg_pool import AsyncConnectionPool
+
+from domain.app import registry
+from domain.contracts import Metadata, StreamId
+from pump.batch_processor import BatchProcessor
+from pump.database import Conn
+from pump.pump import DirectDispatcher, Pump, PumpSettings
+
+TERMINAL = ("processed", "rejected", "failed")
+
+
+async def enqueue(
+    pool: AsyncConnectionPool[Conn],
+    stream: StreamId,
+    kind: str,
+    *,
+    command_id: UUID | None = None,
+    user_id: UUID | None = None,
+    **payload: Any,
+) -> UUID:
+    """Insert a pending command the way the runtime's own writers (sagas) do."""
+    command_id = command_id or uuid4()
+    body = {"item_id": str(stream.aggregate_id), **{k: str(v) if isinstance(v, UUID) else v
+                                                    for k, v in payload.items()}}
+    metadata = Metadata(tenant_id=stream.tenant_id, user_id=user_id, correlation_id=uuid4())
+    async with pool.connection() as conn:
+        await conn.execute(
+            "insert into intent.commands (command_id, tenant_id, user_id, role, command_type,"
+            " aggregate_type, aggregate_id, payload, metadata) values (%s, %s, %s,"
+            " 'authenticated', %s, %s, %s, %s::jsonb, %s::jsonb)"
+            " on conflict (command_id) do nothing",
+            (command_id, stream.tenant_id, user_id, f"inventory.{kind}", stream.aggregate_type,
+             stream.aggregate_id, _json(body), metadata.model_dump_json()),
+        )
+    return command_id
+
+
+def _json(value: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(value)
+
+
+async def statuses(pool: AsyncConnectionPool[Conn], ids: Sequence[UUID]) -> dict[UUID, str]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select command_id, status from intent.commands where command_id = any(%s)",
+            (list(ids),),
+        )
+        return {row[0]: row[1] for row in await cur.fetchall()}
+
+
+async def wait_terminal(
+    pool: AsyncConnectionPool[Conn], ids: Sequence[UUID], *, seconds: float = 60
+) -> dict[UUID, str]:
+    """Poll until every command is terminal (bounded: fails the test after `seconds`)."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while True:
+        now = await statuses(pool, ids)
+        if len(now) == len(set(ids)) and all(s in TERMINAL for s in now.values()):
+            return now
+        if asyncio.get_running_loop().time() > deadline:
+            open_ = {k: v for k, v in now.items() if v not in TERMINAL}
+            raise AssertionError(f"{len(open_)} command(s) still open after {seconds}s")
+        await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def running_pumps(
+    pool: AsyncConnectionPool[Conn], url: str, count: int = 1, **settings: Any
+) -> AsyncIterator[list[Pump]]:
+    """`count` direct-mode pumps sharing nothing but the database; stopped on exit."""
+    stop = asyncio.Event()
+    pumps = [
+        Pump(pool, url, DirectDispatcher(BatchProcessor(pool, registry)),
+             PumpSettings(**({"poll_interval": 0.2} | settings)))
+        for _ in range(count)
+    ]
+    tasks = [asyncio.create_task(p.run(stop)) for p in pumps]
+    try:
+        yield pumps
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)

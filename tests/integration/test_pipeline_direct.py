@@ -1,0 +1,183 @@
+"""The command pipeline without Temporal: claim, batch, decide, append, record, exactly once.
+
+The same batch code runs inside the Temporal worker; these tests pin down its guarantees
+with the pump's direct mode against a real PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import psycopg
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from domain.app import registry
+from pump.batch_processor import BatchProcessor
+from pump.command_store import PostgresCommandStore
+from pump.database import Conn
+from pump.pump import DirectDispatcher
+from tests.integration.pipeline import enqueue, running_pumps, wait_terminal
+from tests.integration.streams import TENANT_A, TENANT_B, new_stream
+
+pytestmark = pytest.mark.integration
+
+
+async def events_by_stream(
+    pool: AsyncConnectionPool[Conn], aggregate_ids: list[UUID]
+) -> dict[UUID, list[tuple[int, int, UUID]]]:
+    """aggregate id -> [(version, seq of the causing command, command id)] in version order."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select e.aggregate_id, e.version, c.seq, c.command_id from intent.events e"
+            " join intent.commands c on c.command_id = (e.metadata ->> 'causation_id')::uuid"
+            " where e.aggregate_id = any(%s) order by e.aggregate_id, e.version",
+            (aggregate_ids,),
+        )
+        found: dict[UUID, list[tuple[int, int, UUID]]] = defaultdict(list)
+        for aggregate_id, version, seq, command_id in await cur.fetchall():
+            found[aggregate_id].append((version, seq, command_id))
+        return found
+
+
+async def test_commands_from_many_writers_are_processed_once_in_submission_order(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    streams = [new_stream(TENANT_A if i % 2 else TENANT_B) for i in range(8)]
+    for stream in streams:  # each item exists before the stream of receipts starts
+        await enqueue(pool, stream, "register_item", sku="S", name="Widget")
+    ids: list[UUID] = []
+
+    async def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(20):
+            stream = rng.choice(streams)
+            ids.append(await enqueue(pool, stream, "receive_stock", user_id=uuid4(),
+                                     quantity=rng.randint(1, 9)))
+
+    async with running_pumps(pool, database_url, count=2, batch_limit=16, concurrency=3):
+        await asyncio.gather(*(writer(seed) for seed in range(8)))
+        final = await wait_terminal(pool, ids)
+    assert set(final.values()) == {"processed"}
+    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
+    for stream in streams:
+        rows = history[stream.aggregate_id]
+        versions = [version for version, _, _ in rows]
+        assert versions == list(range(1, len(rows) + 1)), "a gap or a duplicate version"
+        seqs = [seq for _, seq, _ in rows]
+        assert seqs == sorted(seqs), "a later command overtook an earlier one"
+    causes = [command_id for rows in history.values() for _, _, command_id in rows]
+    assert sorted(map(str, causes)) == sorted(map(str, set(causes))), "a command ran twice"
+    assert set(ids) <= set(causes)
+
+
+async def test_a_domain_rejection_is_recorded_once_and_appends_nothing(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    stream = new_stream()
+    register = await enqueue(pool, stream, "register_item", sku="S", name="Widget")
+    reserve = await enqueue(pool, stream, "reserve_stock", order_id=uuid4(), quantity=5)
+    async with running_pumps(pool, database_url):
+        final = await wait_terminal(pool, [register, reserve])
+    assert final == {register: "processed", reserve: "rejected"}
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "select error, attempts, result from intent.commands where command_id = %s",
+            (reserve,),
+        )).fetchone()
+    assert row is not None
+    error, attempts, result = row
+    assert error["code"] == "insufficient_stock"
+    assert "only 0 available" in error["reason"]
+    assert attempts == 1
+    assert result is None
+    assert [v for v, _, _ in (await events_by_stream(pool, [stream.aggregate_id]))[
+        stream.aggregate_id]] == [1]
+
+
+async def test_a_crash_before_commit_leaves_nothing_and_the_retry_completes_once(
+    pool: AsyncConnectionPool[Conn],
+) -> None:
+    stream = new_stream()
+    ids = [await enqueue(pool, stream, "register_item", sku="S", name="W")]
+    ids += [await enqueue(pool, stream, "receive_stock", quantity=q) for q in (1, 2, 3)]
+    store = PostgresCommandStore(pool)
+    batch = await store.claim(100)
+    assert batch is not None
+    assert set(ids) <= set(batch.command_ids)
+    processor = BatchProcessor(pool, registry)
+
+    class WorkerDiedError(Exception):
+        pass
+
+    def crash() -> None:
+        raise WorkerDiedError
+
+    with pytest.raises(WorkerDiedError):
+        await processor.process(batch.batch_id, before_commit=crash)
+    assert (await events_by_stream(pool, [stream.aggregate_id]))[stream.aggregate_id] == []
+    first, second = await asyncio.gather(
+        processor.process(batch.batch_id), processor.process(batch.batch_id)
+    )
+    assert sorted([first.skipped, second.skipped]) == [False, True]
+    assert first.events + second.events == 4
+    rows = (await events_by_stream(pool, [stream.aggregate_id]))[stream.aggregate_id]
+    assert [v for v, _, _ in rows] == [1, 2, 3, 4]
+    again = await processor.process(batch.batch_id)
+    assert again.skipped
+
+
+async def test_a_batch_abandoned_by_its_pump_is_swept_and_completed(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    stream = new_stream()
+    ids = [await enqueue(pool, stream, "register_item", sku="S", name="W"),
+           await enqueue(pool, stream, "receive_stock", quantity=4)]
+    abandoned = await PostgresCommandStore(pool).claim(100)  # a pump that died after claiming
+    assert abandoned is not None
+    await asyncio.sleep(0.5)
+    async with running_pumps(pool, database_url, sweep_after=timedelta(seconds=0.3)):
+        final = await wait_terminal(pool, ids, seconds=30)
+    assert set(final.values()) == {"processed"}
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "select status, dispatches from intent.batches where batch_id = %s",
+            (abandoned.batch_id,),
+        )).fetchone()
+    assert row is not None
+    assert row[0] == "done"
+    assert row[1] >= 2
+
+
+async def test_infrastructure_failures_are_retried_then_recorded_as_failed(
+    pool: AsyncConnectionPool[Conn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = new_stream()
+    command = await enqueue(pool, stream, "register_item", sku="S", name="W")
+    batch = await PostgresCommandStore(pool).claim(100)
+    assert batch is not None
+    processor = BatchProcessor(pool, registry)
+    calls = 0
+
+    async def broken(batch_id: UUID, **_: object) -> object:
+        nonlocal calls
+        calls += 1
+        raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(processor, "process", broken)
+    await DirectDispatcher(processor, max_attempts=3, first_backoff=0.01).dispatch(
+        batch.batch_id
+    )
+    assert calls == 3
+    async with pool.connection() as conn:
+        row = await (await conn.execute(
+            "select status, error from intent.commands where command_id = %s", (command,)
+        )).fetchone()
+    assert row is not None
+    assert row[0] == "failed"
+    assert row[1]["attempt"] == 3
+    assert "server closed" in row[1]["message"]
