@@ -1,0 +1,88 @@
+"""`intent pump --direct` as a real process: killed with SIGKILL mid-run, and stopped by SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from uuid import UUID
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from pump.database import Conn
+from tests.integration.pipeline import enqueue, statuses, wait_terminal
+from tests.integration.streams import new_stream
+from tests.integration.test_pipeline_direct import events_by_stream
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def pump_process(database_url: str) -> Iterator[subprocess.Popen[str]]:
+    env = {**os.environ, "DATABASE_URL": database_url}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", "pump", "--direct", "--batch-limit", "8",
+         "--poll-interval", "0.1", "--sweep-after", "1"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+
+
+async def test_a_pump_killed_mid_run_loses_nothing_and_duplicates_nothing(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    streams = [new_stream() for _ in range(6)]
+    ids: list[UUID] = [
+        await enqueue(pool, s, "register_item", sku="S", name="W") for s in streams
+    ]
+    for round_ in range(50):
+        for stream in streams:
+            ids.append(await enqueue(pool, stream, "receive_stock", quantity=round_ + 1))
+    with pump_process(database_url) as first:
+        deadline = asyncio.get_running_loop().time() + 60
+        while True:  # kill it once it is well into the work, not before
+            done = sum(s == "processed" for s in (await statuses(pool, ids)).values())
+            if done >= 30:
+                break
+            assert asyncio.get_running_loop().time() < deadline, "the pump made no progress"
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            await asyncio.sleep(0.02)
+        first.send_signal(signal.SIGKILL)
+        first.wait(timeout=10)
+    assert done < len(ids), "the pump finished before it could be killed"
+    with pump_process(database_url) as second:
+        final = await wait_terminal(pool, ids, seconds=90)
+        second.send_signal(signal.SIGTERM)
+        assert second.wait(timeout=20) == 0
+    assert set(final.values()) == {"processed"}
+    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
+    for stream in streams:
+        rows = history[stream.aggregate_id]
+        assert [v for v, _, _ in rows] == list(range(1, 52))
+        seqs = [seq for _, seq, _ in rows]
+        assert seqs == sorted(seqs)
+    causes = [c for rows in history.values() for _, _, c in rows]
+    assert len(causes) == len(set(causes)) == len(ids)
+
+
+def test_sigterm_stops_an_idle_pump_cleanly(database_url: str) -> None:
+    with pump_process(database_url) as proc:
+        assert proc.stderr is not None
+        first_line = proc.stderr.readline()
+        assert "running (direct mode" in first_line
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=20)
+        rest = proc.stderr.read()
+    assert code == 0
+    assert "pump stopped" in rest
