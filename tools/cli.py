@@ -157,7 +157,8 @@ def db_url() -> None:
 @click.option(
     "--direct",
     is_flag=True,
-    help="Process batches in this process, without Temporal (benchmark comparison and tests).",
+    help="Process batches in this process without Temporal: only for the benchmark's "
+    "comparison and for tests.",
 )
 @click.option("--batch-limit", type=click.IntRange(1, 10_000), default=100, show_default=True,
               help="Most commands claimed into one batch.")
@@ -168,32 +169,62 @@ def db_url() -> None:
 @click.option("--sweep-after", type=click.FloatRange(0.1, 86_400), default=60.0,
               show_default=True,
               help="Seconds after which a dispatched, unfinished batch is dispatched again.")
+@click.option("--attempt-timeout", type=click.FloatRange(0.5, 3600), default=30.0,
+              show_default=True,
+              help="Seconds one attempt at a batch may take before Temporal retries it "
+              "(also how soon a batch whose worker died is picked up again).")
 @_friendly_errors
 def pump_command(
-    direct: bool, batch_limit: int, concurrency: int, poll_interval: float, sweep_after: float
+    direct: bool,
+    batch_limit: int,
+    concurrency: int,
+    poll_interval: float,
+    sweep_after: float,
+    attempt_timeout: float,
 ) -> None:
     """Claim pending commands into batches and get them processed, until SIGTERM or Ctrl-C.
 
-    Wakes on NOTIFY from submit_command (with a poll as fallback), claims up to
-    --batch-limit pending commands oldest first, never two batches for one aggregate at
-    once, and re-dispatches batches left unfinished. Several pumps may run side by side.
-    The Temporal dispatch (one workflow per batch) is the next step of the pipeline; until
-    it lands, --direct is required.
+    Wakes on NOTIFY (with a poll as fallback), claims up to --batch-limit pending commands
+    oldest first, never two batches for one aggregate at once, and starts one Temporal
+    workflow per batch (workflow id from the batch id, so a repeated start is harmless).
+    Batches left unfinished are dispatched again. Several pumps may run side by side.
+    Temporal from TEMPORAL_ADDRESS (default 127.0.0.1:7233), TEMPORAL_NAMESPACE and
+    INTENT_TASK_QUEUE (default intent-batches).
     """
-    if not direct:
-        err.print("intent: the Temporal dispatch is not built yet; run `intent pump --direct`")
-        sys.exit(2)
     from datetime import timedelta
 
+    from pump.pump import PumpSettings
     from pump.runner import run_pump
 
     run_pump(
         settings.database().url,
-        batch_limit=batch_limit,
-        concurrency=concurrency,
-        poll_interval=poll_interval,
-        sweep_after=timedelta(seconds=sweep_after),
+        PumpSettings(
+            batch_limit=batch_limit,
+            poll_interval=poll_interval,
+            concurrency=concurrency,
+            sweep_after=timedelta(seconds=sweep_after),
+        ),
+        direct=direct,
+        attempt_timeout=attempt_timeout,
         log=lambda line: err.print(line),
+    )
+
+
+@main.command("worker")
+@click.option("--max-batches", type=click.IntRange(1, 256), default=8, show_default=True,
+              help="Batch activities run at once.")
+@_friendly_errors
+def worker_command(max_batches: int) -> None:
+    """Run the Temporal worker: the batch workflow and its activity, until SIGTERM or Ctrl-C.
+
+    Each batch is decided and recorded in one database transaction; Temporal retries a
+    failed attempt and, after the last one, records the batch's commands as failed.
+    Temporal from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and INTENT_TASK_QUEUE.
+    """
+    from pump.runner import run_worker
+
+    run_worker(
+        settings.database().url, max_activities=max_batches, log=lambda line: err.print(line)
     )
 
 

@@ -1,0 +1,115 @@
+"""The command pipeline through Temporal: pumps start one workflow per batch, a worker runs
+the batch activity. Real dev server, real PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from uuid import UUID, uuid4
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from domain.app import registry
+from pump.batch_contracts import BatchRequest, workflow_id
+from pump.batch_processor import BatchProcessor
+from pump.batch_workflow import BatchWorkflow
+from pump.command_store import PostgresCommandStore
+from pump.database import Conn
+from pump.pump import Pump, PumpSettings
+from pump.temporal import TemporalDispatcher, build_worker
+from tests.integration.pipeline import enqueue, wait_terminal
+from tests.integration.streams import TENANT_A, TENANT_B, new_stream
+from tests.integration.test_pipeline_direct import events_by_stream
+
+pytestmark = pytest.mark.integration
+
+
+@asynccontextmanager
+async def temporal_pipeline(
+    pool: AsyncConnectionPool[Conn], url: str, env: WorkflowEnvironment, *, pumps: int,
+    workers: int,
+) -> AsyncIterator[str]:
+    task_queue = f"intent-test-{uuid4().hex[:8]}"
+    stop = asyncio.Event()
+    # One client per worker, as separate worker processes would have (the SDK allows one
+    # worker per client and task queue).
+    clients = [env.client] + [
+        await Client.connect(env.client.service_client.config.target_host,
+                             data_converter=pydantic_data_converter)
+        for _ in range(workers - 1)
+    ]
+    running = [build_worker(c, BatchProcessor(pool, registry), task_queue) for c in clients]
+    pump_tasks = [
+        asyncio.create_task(
+            Pump(pool, url, TemporalDispatcher(env.client, task_queue),
+                 PumpSettings(batch_limit=16, poll_interval=0.2)).run(stop)
+        )
+        for _ in range(pumps)
+    ]
+    worker_tasks = [asyncio.create_task(w.run()) for w in running]
+    try:
+        yield task_queue
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*pump_tasks), timeout=30)
+        for worker in running:
+            await worker.shutdown()
+        await asyncio.gather(*worker_tasks, return_exceptions=True)
+
+
+async def test_two_pumps_and_two_workers_process_every_command_once_in_order(
+    pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment
+) -> None:
+    streams = [new_stream(TENANT_A if i % 2 else TENANT_B) for i in range(6)]
+    ids = [await enqueue(pool, s, "register_item", sku="S", name="W") for s in streams]
+
+    async def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(15):
+            ids.append(await enqueue(pool, rng.choice(streams), "receive_stock",
+                                     quantity=rng.randint(1, 5)))
+
+    async with temporal_pipeline(pool, database_url, temporal_env, pumps=2, workers=2):
+        await asyncio.gather(*(writer(seed) for seed in range(6)))
+        final = await wait_terminal(pool, ids, seconds=90)
+    assert set(final.values()) == {"processed"}
+    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
+    for stream in streams:
+        rows = history[stream.aggregate_id]
+        assert [v for v, _, _ in rows] == list(range(1, len(rows) + 1))
+        seqs = [seq for _, seq, _ in rows]
+        assert seqs == sorted(seqs)
+    causes = [c for rows in history.values() for _, _, c in rows]
+    assert len(causes) == len(set(causes)) == len(ids)
+
+
+async def test_starting_a_batch_workflow_twice_runs_the_batch_once(
+    pool: AsyncConnectionPool[Conn], temporal_env: WorkflowEnvironment
+) -> None:
+    stream = new_stream()
+    ids: list[UUID] = [await enqueue(pool, stream, "register_item", sku="S", name="W"),
+                       await enqueue(pool, stream, "receive_stock", quantity=3)]
+    batch = await PostgresCommandStore(pool).claim(100)
+    assert batch is not None
+    task_queue = f"intent-test-{uuid4().hex[:8]}"
+    worker = build_worker(temporal_env.client, BatchProcessor(pool, registry), task_queue)
+    async with worker:
+        dispatcher = TemporalDispatcher(temporal_env.client, task_queue)
+        await asyncio.gather(dispatcher.dispatch(batch.batch_id),
+                             dispatcher.dispatch(batch.batch_id))
+        # A later start (the sweep's) runs again and finds nothing open.
+        again = await temporal_env.client.execute_workflow(
+            BatchWorkflow.run, BatchRequest(batch_id=batch.batch_id),
+            id=workflow_id(batch.batch_id) + "-again", task_queue=task_queue,
+        )
+    assert again.skipped
+    final = await wait_terminal(pool, ids, seconds=10)
+    assert set(final.values()) == {"processed"}
+    rows = (await events_by_stream(pool, [stream.aggregate_id]))[stream.aggregate_id]
+    assert [v for v, _, _ in rows] == [1, 2]

@@ -1,0 +1,92 @@
+"""`intent worker` and `intent pump` as real processes against the Temporal dev server:
+either one killed with SIGKILL mid-run, then restarted: every command completes, once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from uuid import UUID, uuid4
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+from temporalio.testing import WorkflowEnvironment
+
+from pump.database import Conn
+from tests.integration.pipeline import enqueue, statuses, wait_terminal
+from tests.integration.streams import new_stream
+from tests.integration.test_pipeline_direct import events_by_stream
+
+pytestmark = pytest.mark.integration
+
+
+@contextmanager
+def intent_process(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tools.cli", *args], env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=10)
+
+
+PUMP = ("pump", "--batch-limit", "8", "--poll-interval", "0.1", "--sweep-after", "2",
+        "--attempt-timeout", "2")
+
+
+async def progress_then_kill(
+    pool: AsyncConnectionPool[Conn], ids: list[UUID], victim: subprocess.Popen[str]
+) -> None:
+    deadline = asyncio.get_running_loop().time() + 90
+    while sum(s == "processed" for s in (await statuses(pool, ids)).values()) < 30:
+        assert asyncio.get_running_loop().time() < deadline, "no progress before the kill"
+        assert victim.poll() is None, victim.stderr.read() if victim.stderr else ""
+        await asyncio.sleep(0.02)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=10)
+
+
+@pytest.mark.parametrize("victim", ["worker", "pump"])
+async def test_a_killed_worker_or_pump_loses_nothing_and_duplicates_nothing(
+    pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment,
+    victim: str,
+) -> None:
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
+        "INTENT_TASK_QUEUE": f"intent-test-{uuid4().hex[:8]}",
+    }
+    streams = [new_stream() for _ in range(5)]
+    ids = [await enqueue(pool, s, "register_item", sku="S", name="W") for s in streams]
+    for round_ in range(40):
+        for stream in streams:
+            ids.append(await enqueue(pool, stream, "receive_stock", quantity=round_ + 1))
+    with ExitStack() as stack:
+        worker = stack.enter_context(intent_process(env, "worker"))
+        pump = stack.enter_context(intent_process(env, *PUMP))
+        await progress_then_kill(pool, ids, worker if victim == "worker" else pump)
+        stack.enter_context(intent_process(env, "worker" if victim == "worker" else PUMP[0],
+                                           *(() if victim == "worker" else PUMP[1:])))
+        final = await wait_terminal(pool, ids, seconds=120)
+    assert set(final.values()) == {"processed"}
+    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
+    for stream in streams:
+        rows = history[stream.aggregate_id]
+        assert [v for v, _, _ in rows] == list(range(1, 42))
+        seqs = [seq for _, seq, _ in rows]
+        assert seqs == sorted(seqs)
+    causes = [c for rows in history.values() for _, _, c in rows]
+    assert len(causes) == len(set(causes)) == len(ids)
