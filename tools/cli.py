@@ -259,8 +259,10 @@ def test(no_lint: bool, pytest_args: tuple[str, ...]) -> None:
 
 def _register_subcommands() -> None:
     from tools.bench.cli import bench
+    from tools.command_types_cli import commands
 
     main.add_command(bench)
+    main.add_command(commands)
 
 
 _register_subcommands()

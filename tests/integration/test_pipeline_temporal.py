@@ -25,6 +25,7 @@ from pump.pump import Pump, PumpSettings
 from pump.temporal import TemporalDispatcher, build_worker
 from tests.integration.pipeline import enqueue, wait_terminal
 from tests.integration.streams import TENANT_A, TENANT_B, new_stream
+from tests.integration.test_ingress import Caller, begin_request, register, submit
 from tests.integration.test_pipeline_direct import events_by_stream
 
 pytestmark = pytest.mark.integration
@@ -113,3 +114,81 @@ async def test_starting_a_batch_workflow_twice_runs_the_batch_once(
     assert set(final.values()) == {"processed"}
     rows = (await events_by_stream(pool, [stream.aggregate_id]))[stream.aggregate_id]
     assert [v for v, _, _ in rows] == [1, 2]
+
+
+async def test_commands_submitted_by_many_users_through_the_ingress_run_once_in_order(
+    pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment
+) -> None:
+    tenants = [uuid4(), uuid4()]
+    items = {tenant: [uuid4() for _ in range(4)] for tenant in tenants}
+    callers = [Caller(tenant_id=tenant) for tenant in tenants for _ in range(3)]
+    ids: list[UUID] = []
+
+    async def user(caller: Caller, seed: int) -> None:
+        rng = random.Random(seed)
+        for _ in range(12):
+            item = rng.choice(items[caller.tenant_id])
+            answer = await submit(pool, caller, "inventory.receive_stock",
+                                  {"item_id": str(item), "quantity": rng.randint(1, 5)})
+            ids.append(UUID(answer["command_id"]))
+
+    repeated = uuid4()
+    async with temporal_pipeline(pool, database_url, temporal_env, pumps=2, workers=2):
+        for tenant in tenants:
+            for item in items[tenant]:
+                answer = await submit(pool, Caller(tenant_id=tenant), "inventory.register_item",
+                                      register(item))
+                ids.append(UUID(answer["command_id"]))
+        twice = [submit(pool, callers[0], "inventory.receive_stock",
+                        {"item_id": str(items[tenants[0]][0]), "quantity": 100},
+                        command_id=repeated) for _ in range(2)]
+        await asyncio.gather(*(user(c, i) for i, c in enumerate(callers)), *twice)
+        final = await wait_terminal(pool, [*ids, repeated], seconds=90)
+    assert set(final.values()) == {"processed"}
+    all_items = [item for tenant in tenants for item in items[tenant]]
+    history = await events_by_stream(pool, all_items)
+    for item in all_items:
+        rows = history[item]
+        assert [v for v, _, _ in rows] == list(range(1, len(rows) + 1))
+        seqs = [seq for _, seq, _ in rows]
+        assert seqs == sorted(seqs)
+    causes = [c for rows in history.values() for _, _, c in rows]
+    assert len(causes) == len(set(causes))
+    assert set(causes) == {*ids, repeated}
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select e.tenant_id, c.tenant_id, c.user_id from intent.events e join"
+            " intent.commands c on c.command_id = (e.metadata ->> 'causation_id')::uuid"
+            " where e.aggregate_id = any(%s)", (all_items,),
+        )
+        rows_ = await cur.fetchall()
+    assert all(event_tenant == command_tenant for event_tenant, command_tenant, _ in rows_)
+    assert {user for _, _, user in rows_} >= {c.user_id for c in callers}
+
+
+async def test_a_rejection_through_temporal_is_final_and_not_retried(
+    pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment
+) -> None:
+    caller = Caller(tenant_id=uuid4())
+    item = uuid4()
+    async with temporal_pipeline(pool, database_url, temporal_env, pumps=1, workers=1):
+        first = await submit(pool, caller, "inventory.register_item", register(item))
+        answer = await submit(pool, caller, "inventory.reserve_stock",
+                              {"item_id": str(item), "order_id": str(uuid4()), "quantity": 2})
+        final = await wait_terminal(pool, [UUID(first["command_id"]),
+                                           UUID(answer["command_id"])], seconds=30)
+    assert sorted(final.values()) == ["processed", "rejected"]
+    async with pool.connection() as conn, conn.transaction():
+        await begin_request(conn, caller)
+        cur = await conn.execute("select public.command_status(%s)", (answer["command_id"],))
+        row = await cur.fetchone()
+    assert row is not None
+    status = row[0]
+    assert status["status"] == "rejected"
+    assert status["error"]["code"] == "insufficient_stock"
+    async with pool.connection() as conn:
+        attempts = await (await conn.execute(
+            "select attempts from intent.commands where command_id = %s",
+            (answer["command_id"],),
+        )).fetchone()
+    assert attempts == (1,)
