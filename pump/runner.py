@@ -7,10 +7,12 @@ import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
-from domain.app import registry
+from domain.app import registry, sagas
 from pump.batch_processor import BatchProcessor
 from pump.database import open_pool
 from pump.pump import DirectDispatcher, Dispatcher, Pump, PumpSettings
+from pump.saga_router import SagaRouter
+from pump.saga_worker import build_saga_worker, saga_task_queue, saga_timer_overrides
 from pump.temporal import TemporalDispatcher, TemporalSettings, build_worker, connect
 
 Log = Callable[[str], None]
@@ -62,16 +64,39 @@ def run_worker(url: str, *, max_activities: int, log: Log) -> None:
 async def _worker(url: str, max_activities: int, log: Log) -> None:
     stop = _stop_on_signals()
     temporal = TemporalSettings.from_env()
+    saga_queue = saga_task_queue()
     async with AsyncExitStack() as stack:
-        pool = await open_pool(url, min_size=2, max_size=max_activities + 2, name="worker")
+        pool = await open_pool(url, min_size=2, max_size=max_activities + 4, name="worker")
         stack.push_async_callback(pool.close)
         client = await connect(temporal)
-        worker = build_worker(
+        batches = build_worker(
             client, BatchProcessor(pool, registry), temporal.task_queue,
             max_activities=max_activities,
         )
-        async with worker:
-            log(f"worker running (Temporal {temporal.address}, task queue "
-                f"{temporal.task_queue}, {max_activities} batches at once)")
+        saga_worker = build_saga_worker(client, pool, registry, saga_queue)
+        async with batches, saga_worker:
+            log(f"worker running (Temporal {temporal.address}; batches on "
+                f"{temporal.task_queue}, {max_activities} at once; sagas on {saga_queue})")
             await stop.wait()
         log("worker stopped")
+
+
+def run_saga_router(url: str, *, log: Log) -> None:
+    asyncio.run(_saga_router(url, log))
+
+
+async def _saga_router(url: str, log: Log) -> None:
+    stop = _stop_on_signals()
+    temporal = TemporalSettings.from_env()
+    timers = saga_timer_overrides()
+    async with AsyncExitStack() as stack:
+        pool = await open_pool(url, min_size=1, max_size=4, name="saga-router")
+        stack.push_async_callback(pool.close)
+        router = SagaRouter(
+            pool, await connect(temporal), registry=registry, sagas=sagas,
+            task_queue=saga_task_queue(), timer_seconds=timers,
+        )
+        names = ", ".join(s.name for s in sagas) or "none"
+        log(f"saga router running (sagas: {names}; timer overrides: {timers or 'none'})")
+        await router.run(stop)
+        log(f"saga router stopped after {router.delivered} deliveries")

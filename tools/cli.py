@@ -215,10 +215,11 @@ def pump_command(
               help="Batch activities run at once.")
 @_friendly_errors
 def worker_command(max_batches: int) -> None:
-    """Run the Temporal worker: the batch workflow and its activity, until SIGTERM or Ctrl-C.
+    """Run the Temporal worker for batches and sagas, until SIGTERM or Ctrl-C.
 
     Each batch is decided and recorded in one database transaction; Temporal retries a
-    failed attempt and, after the last one, records the batch's commands as failed.
+    failed attempt and, after the last one, records the batch's commands as failed. Saga
+    workflows run on their own task queue (INTENT_SAGA_TASK_QUEUE, default intent-sagas).
     Temporal from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and INTENT_TASK_QUEUE.
     """
     from pump.runner import run_worker
@@ -226,6 +227,26 @@ def worker_command(max_batches: int) -> None:
     run_worker(
         settings.database().url, max_activities=max_batches, log=lambda line: err.print(line)
     )
+
+
+@main.command("sagas")
+@_friendly_errors
+def sagas_command() -> None:
+    """Run the saga router: follow the event feed and deliver events to saga instances.
+
+    Events that start a saga start its workflow (one per instance, never twice); the others
+    are signalled to the running instance. Delivery is at least once from the router's
+    checkpoint; each saga applies an event once. INTENT_SAGA_TIMERS shortens saga timers,
+    e.g. "orders.fulfilment.payment_deadline=30" (seconds). Temporal from TEMPORAL_ADDRESS,
+    TEMPORAL_NAMESPACE and INTENT_SAGA_TASK_QUEUE (default intent-sagas).
+    """
+    from pump.runner import run_saga_router
+
+    try:
+        run_saga_router(settings.database().url, log=lambda line: err.print(line))
+    except ValueError as exc:  # a malformed INTENT_SAGA_TIMERS
+        err.print(f"[red]intent:[/red] {exc}")
+        sys.exit(EXIT_ENVIRONMENT)
 
 
 # -- test -------------------------------------------------------------------------------

@@ -28,10 +28,13 @@ async def enqueue(
     user_id: UUID | None = None,
     **payload: Any,
 ) -> UUID:
-    """Insert a pending command the way the runtime's own writers (sagas) do."""
+    """Insert a pending command the way the runtime's own writers (sagas) do. `kind` is a
+    full command type, or an inventory command's short name."""
     command_id = command_id or uuid4()
-    body = {"item_id": str(stream.aggregate_id), **{k: str(v) if isinstance(v, UUID) else v
-                                                    for k, v in payload.items()}}
+    command_type = kind if "." in kind else f"inventory.{kind}"
+    id_field = registry.command_type(command_type).aggregate_id_field
+    body = {id_field: str(stream.aggregate_id), **{k: str(v) if isinstance(v, UUID) else v
+                                                   for k, v in payload.items()}}
     metadata = Metadata(tenant_id=stream.tenant_id, user_id=user_id, correlation_id=uuid4())
     async with pool.connection() as conn:
         await conn.execute(
@@ -39,7 +42,7 @@ async def enqueue(
             " aggregate_type, aggregate_id, payload, metadata) values (%s, %s, %s,"
             " 'authenticated', %s, %s, %s, %s::jsonb, %s::jsonb)"
             " on conflict (command_id) do nothing",
-            (command_id, stream.tenant_id, user_id, f"inventory.{kind}", stream.aggregate_type,
+            (command_id, stream.tenant_id, user_id, command_type, stream.aggregate_type,
              stream.aggregate_id, _json(body), metadata.model_dump_json()),
         )
     return command_id

@@ -116,7 +116,7 @@ def test_a_bad_port_setting_is_a_clear_environment_error(cli_env: dict[str, str]
 @pytest.mark.parametrize(
     "command", [[], ["db"], ["db", "start"], ["db", "stop"], ["db", "reset"], ["db", "migrate"],
                 ["db", "url"], ["test"], ["bench"], ["bench", "append"], ["pump"], ["worker"],
-                ["commands"], ["commands", "generate"], ["commands", "check"]],
+                ["sagas"], ["commands"], ["commands", "generate"], ["commands", "check"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = subprocess.run([*INTENT, *command, "--help"], capture_output=True, text=True,

@@ -122,7 +122,8 @@ def test_signed_in_users_and_the_service_may_send_inventory_commands(command_typ
 
 def test_the_slice_is_part_of_the_application_registry() -> None:
     assert registry.aggregate_type("inventory.item") is Item
-    assert set(registry.command_types()) == {
+    inventory_commands = {n for n in registry.command_types() if n.startswith("inventory.")}
+    assert inventory_commands == {
         "inventory.register_item",
         "inventory.receive_stock",
         "inventory.reserve_stock",

@@ -1,0 +1,59 @@
+"""The Temporal worker for sagas (its own task queue, so sagas and batches scale apart)."""
+
+from __future__ import annotations
+
+import os
+
+from psycopg_pool import AsyncConnectionPool
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from domain.registry import Registry
+from pump.database import Conn
+from pump.saga_activities import SagaActivities
+from pump.saga_workflow import SagaWorkflow
+
+DEFAULT_SAGA_QUEUE = "intent-sagas"
+
+
+def saga_task_queue() -> str:
+    return os.environ.get("INTENT_SAGA_TASK_QUEUE", DEFAULT_SAGA_QUEUE)
+
+
+def saga_timer_overrides(raw: str | None = None) -> dict[str, dict[str, float]]:
+    """INTENT_SAGA_TIMERS="orders.fulfilment.payment_deadline=30,other.saga.timer=5":
+    timer lengths in seconds by saga and timer name (the last dot separates the timer)."""
+    raw = os.environ.get("INTENT_SAGA_TIMERS", "") if raw is None else raw
+    found: dict[str, dict[str, float]] = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, value = item.partition("=")
+        saga, dot, timer = name.strip().rpartition(".")
+        try:
+            seconds = float(value)
+        except ValueError:
+            seconds = -1.0
+        if not sep or not dot or not saga or not timer or seconds <= 0:
+            raise ValueError(
+                f"INTENT_SAGA_TIMERS: {item!r} is not <saga>.<timer>=<seconds> "
+                "with seconds above 0"
+            )
+        found.setdefault(saga, {})[timer] = seconds
+    return found
+
+
+def build_saga_worker(
+    client: Client, pool: AsyncConnectionPool[Conn], registry: Registry, task_queue: str
+) -> Worker:
+    activities = SagaActivities(pool, registry)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[SagaWorkflow],
+        activities=[activities.issue_command],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                "domain", "pump.saga_contracts", "pydantic", "pydantic_core"
+            )
+        ),
+    )
