@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -62,6 +63,62 @@ class AggregateRepository:
                 log.warning("passing over snapshot %s@%s: %s", stream, snapshot.version, exc)
                 events = await self.events.load(stream, to_version=version, conn=conn)
         return rehydrate(self.registry, aggregate, stream, None, events)
+
+    async def load_many(
+        self,
+        targets: Sequence[tuple[type[Aggregate[Any]], StreamId]],
+        *,
+        conn: Conn | None = None,
+    ) -> dict[StreamId, Loaded[Any]]:
+        """Several aggregates now, in two queries whatever their number: the newest snapshot
+        of every stream that keeps them, then every stream's events after its snapshot. A
+        snapshot the code can no longer read is passed over (that stream alone is reloaded
+        in full)."""
+        snapshotted = [stream for agg, stream in targets if agg.snapshot_every is not None]
+        snapshots = await self.snapshots.latest_many(snapshotted, conn=conn)
+        after = [
+            (stream, snapshots[stream].version if stream in snapshots else 0)
+            for _, stream in targets
+        ]
+        events = await self.events.load_many(after, conn=conn)
+        loaded: dict[StreamId, Loaded[Any]] = {}
+        for aggregate, stream in targets:
+            snapshot = snapshots.get(stream)
+            if snapshot is not None:
+                try:
+                    loaded[stream] = rehydrate(
+                        self.registry, aggregate, stream, snapshot, events[stream]
+                    )
+                    continue
+                except InvalidSnapshot as exc:
+                    log.warning("passing over snapshot %s@%s: %s", stream, snapshot.version, exc)
+                    loaded[stream] = await self.load(
+                        aggregate, stream, use_snapshots=False, conn=conn
+                    )
+                    continue
+            loaded[stream] = rehydrate(self.registry, aggregate, stream, None, events[stream])
+        return loaded
+
+    async def record_many(
+        self,
+        changes: Sequence[
+            tuple[type[Aggregate[Any]], Loaded[Any], Loaded[Any], Sequence[Event]]
+        ],
+        *,
+        conn: Conn,
+    ) -> list[AppendResult]:
+        """`record` for several aggregates in the caller's transaction: one statement appends
+        every stream's events (all or nothing), one more saves the snapshots that are due."""
+        results = await self.events.append_many(
+            [(before.stream, before.version, new) for _, before, _, new in changes], conn=conn
+        )
+        snapshots = [
+            take_snapshot(aggregate, after)
+            for aggregate, before, after, _ in changes
+            if snapshot_due(aggregate, before.version, after.version)
+        ]
+        await self.snapshots.save_many(snapshots, conn=conn)
+        return results
 
     async def save(
         self,

@@ -62,9 +62,51 @@ from rows from (jsonb_to_recordset($5::jsonb) as (
     + _HEAD_IS_EXPECTED
 )
 
+# Several streams in one statement: each stream's events follow its expected version, and
+# nothing at all is inserted unless every stream's head is where its caller expects it (a
+# head further on is refused by the unique stream-version constraint, as for one stream).
+# $1: [{tenant_id, aggregate_type, aggregate_id, expected, events: [...]}, ...].
+_APPEND_STREAMS = b"""
+with s as (
+  select s.tenant_id, s.aggregate_type, s.aggregate_id, s.expected, s.events, s.ord
+  from rows from (jsonb_to_recordset($1::jsonb) as (
+         tenant_id uuid, aggregate_type text, aggregate_id uuid, expected int, events jsonb)
+       ) with ordinality as s(tenant_id, aggregate_type, aggregate_id, expected, events, ord)
+), behind as (
+  select from s
+  where s.expected <> 0 and not exists (
+    select from intent.events h
+    where h.tenant_id = s.tenant_id and h.aggregate_type = s.aggregate_type
+      and h.aggregate_id = s.aggregate_id and h.version = s.expected)
+)
+insert into intent.events (event_id, tenant_id, aggregate_type, aggregate_id, version,
+                           event_type, schema_version, payload, metadata)
+select e.event_id, s.tenant_id, s.aggregate_type, s.aggregate_id, s.expected + e.n,
+       e.event_type, e.schema_version, e.payload, e.metadata
+from s cross join lateral rows from (jsonb_to_recordset(s.events) as (
+       event_id uuid, event_type text, schema_version int, payload jsonb, metadata jsonb)
+     ) with ordinality as e(event_id, event_type, schema_version, payload, metadata, n)
+where not exists (select from behind)
+order by s.ord, e.n
+returning position, transaction_id::text::bigint, tenant_id, aggregate_type, aggregate_id
+"""
+
 _HEAD = """
 select coalesce(max(version), 0) from intent.events
 where tenant_id = %s and aggregate_type = %s and aggregate_id = %s
+"""
+
+# Events after a version, for several streams in one query: tenants, aggregate types,
+# aggregate ids and the versions after which to read, as parallel arrays.
+_LOAD_STREAMS = """
+select e.position, e.transaction_id::text::bigint as transaction_id, e.event_id, e.tenant_id,
+  e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.schema_version, e.payload,
+  e.metadata, e.recorded_at
+from unnest(%s::uuid[], %s::text[], %s::uuid[], %s::int[]) as w(t, a, i, after)
+join intent.events e
+  on e.tenant_id = w.t and e.aggregate_type = w.a and e.aggregate_id = w.i
+     and e.version > w.after
+order by e.tenant_id, e.aggregate_type, e.aggregate_id, e.version
 """
 
 EVENT_COLUMNS = """position, transaction_id::text::bigint as transaction_id, event_id, tenant_id,
@@ -261,6 +303,110 @@ class PostgresEventStore:
             await cur.execute(query, params)
             rows = await cur.fetchall()
         return [event_from_row(row) for row in rows]
+
+    async def append_many(
+        self,
+        appends: Sequence[tuple[StreamId, int, Sequence[Event]]],
+        *,
+        conn: Conn | None = None,
+    ) -> list[AppendResult]:
+        """`append` for several streams in one statement, all or nothing: each stream's
+        events become versions expected+1.. of it; when any stream is not at its expected
+        version nothing is written and `ConcurrencyError` names that stream."""
+        streams = [stream for stream, _, _ in appends]
+        if len(set(streams)) != len(streams):
+            raise InvalidAppend("the same stream appears twice in one append")
+        for stream, expected, events in appends:
+            self._check(stream, expected, events)
+        ids = [e.event_id for _, _, events in appends for e in events]
+        if len(set(ids)) != len(ids):
+            raise InvalidAppend("the same event id appears twice in one append")
+        work = [(stream, expected, events) for stream, expected, events in appends if events]
+        if not work:
+            return [AppendResult(s, x + 1, x, (), None) for s, x, _ in appends]
+        try:
+            body = "[" + ",".join(
+                f'{{"tenant_id":"{stream.tenant_id}",'
+                f'"aggregate_type":{json.dumps(stream.aggregate_type)},'
+                f'"aggregate_id":"{stream.aggregate_id}","expected":{expected},'
+                f'"events":{_events_json(events)}}}'
+                for stream, expected, events in work
+            ) + "]"
+        except (TypeError, ValueError) as exc:
+            raise InvalidAppend(f"an event payload is not plain JSON: {exc}") from None
+        try:
+            async with connection(self._pool, conn) as c:
+                cur: AsyncRawCursor[tuple[Any, ...]] = AsyncRawCursor(c)
+                await cur.execute(_APPEND_STREAMS, (body,), binary=True)
+                rows = await cur.fetchall()
+        except pg_errors.UniqueViolation as exc:
+            if exc.diag.constraint_name == _STREAM_VERSION_KEY:
+                raise await self._conflict(work, None) from None
+            if exc.diag.constraint_name == _EVENT_ID_KEY:
+                raise DuplicateEvent(
+                    f"an event with one of these ids is already stored: "
+                    f"{', '.join(str(i) for i in ids)}",
+                    streams=[str(s) for s, _, _ in work],
+                ) from None
+            raise
+        if not rows:  # some stream was not at its expected version: nothing was written
+            raise await self._conflict(work, conn)
+        by_stream: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            by_stream.setdefault((row[2], row[3], row[4]), []).append(row)
+        results = []
+        for stream, expected, events in appends:
+            mine = by_stream.get((stream.tenant_id, stream.aggregate_type, stream.aggregate_id))
+            if not events or not mine:
+                results.append(AppendResult(stream, expected + 1, expected, (), None))
+                continue
+            results.append(
+                AppendResult(
+                    stream=stream,
+                    first_version=expected + 1,
+                    last_version=expected + len(mine),
+                    positions=tuple(r[0] for r in mine),
+                    transaction_id=mine[0][1],
+                )
+            )
+        return results
+
+    async def _conflict(
+        self, work: Sequence[tuple[StreamId, int, Sequence[Event]]], conn: Conn | None
+    ) -> ConcurrencyError:
+        """The first stream whose head is not at its expected version (its head found on
+        `conn`, or on a pooled connection when the caller's transaction has failed)."""
+        for stream, expected, _ in work:
+            head = await self._head(stream, conn)
+            if head != expected:
+                return ConcurrencyError(str(stream), expected, head)
+        stream, expected, _ = work[0]  # a writer that has since rolled back
+        return ConcurrencyError(str(stream), expected, None)
+
+    async def load_many(
+        self, streams: Sequence[tuple[StreamId, int]], *, conn: Conn | None = None
+    ) -> dict[StreamId, list[Event]]:
+        """Every event after a version, for several streams in one query; each stream's
+        events in version order (a stream with none maps to an empty list)."""
+        found: dict[StreamId, list[Event]] = {stream: [] for stream, _ in streams}
+        if not streams:
+            return found
+        keys = {(s.tenant_id, s.aggregate_type, s.aggregate_id): s for s, _ in streams}
+        async with connection(self._pool, conn) as c, c.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                _LOAD_STREAMS,
+                (
+                    [s.tenant_id for s, _ in streams],
+                    [s.aggregate_type for s, _ in streams],
+                    [s.aggregate_id for s, _ in streams],
+                    [after for _, after in streams],
+                ),
+            )
+            rows = await cur.fetchall()
+        for row in rows:
+            key = (row["tenant_id"], row["aggregate_type"], row["aggregate_id"])
+            found[keys[key]].append(event_from_row(row))
+        return found
 
     async def version_at(
         self, stream: StreamId, as_of: datetime, *, conn: Conn | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
@@ -30,6 +31,69 @@ class PostgresSnapshotStore:
                     json.dumps(snapshot.state, separators=(",", ":")),
                 ),
             )
+
+    async def save_many(self, snapshots: Sequence[Snapshot], *, conn: Conn | None = None) -> None:
+        """`save` for several snapshots in one statement (same first-one-kept rule)."""
+        if not snapshots:
+            return
+        rows = [
+            {
+                "tenant_id": str(s.stream.tenant_id),
+                "aggregate_type": s.stream.aggregate_type,
+                "aggregate_id": str(s.stream.aggregate_id),
+                "version": s.version,
+                "schema_version": s.schema_version,
+                "state": s.state,
+            }
+            for s in snapshots
+        ]
+        async with connection(self._pool, conn) as c:
+            await c.execute(
+                "insert into intent.snapshots (tenant_id, aggregate_type, aggregate_id, version,"
+                " schema_version, state) select * from jsonb_to_recordset(%s::jsonb) as s("
+                "tenant_id uuid, aggregate_type text, aggregate_id uuid, version int,"
+                " schema_version int, state jsonb)"
+                " on conflict (tenant_id, aggregate_type, aggregate_id, version) do nothing",
+                (json.dumps(rows, separators=(",", ":")),),
+            )
+
+    async def latest_many(
+        self, streams: Sequence[StreamId], *, conn: Conn | None = None
+    ) -> dict[StreamId, Snapshot]:
+        """The newest snapshot of each stream that has one, in one query."""
+        if not streams:
+            return {}
+        async with connection(self._pool, conn) as c, c.cursor(row_factory=dict_row) as cur:
+            await cur.execute(
+                "select distinct on (s.tenant_id, s.aggregate_type, s.aggregate_id)"
+                " s.tenant_id, s.aggregate_type, s.aggregate_id, s.version, s.schema_version,"
+                " s.state, s.created_at"
+                " from unnest(%s::uuid[], %s::text[], %s::uuid[]) as w(t, a, i)"
+                " join intent.snapshots s"
+                "   on s.tenant_id = w.t and s.aggregate_type = w.a and s.aggregate_id = w.i"
+                " order by s.tenant_id, s.aggregate_type, s.aggregate_id, s.version desc",
+                (
+                    [s.tenant_id for s in streams],
+                    [s.aggregate_type for s in streams],
+                    [s.aggregate_id for s in streams],
+                ),
+            )
+            rows = await cur.fetchall()
+        found: dict[StreamId, Snapshot] = {}
+        for row in rows:
+            stream = StreamId(
+                tenant_id=row["tenant_id"],
+                aggregate_type=row["aggregate_type"],
+                aggregate_id=row["aggregate_id"],
+            )
+            found[stream] = Snapshot(
+                stream=stream,
+                version=row["version"],
+                schema_version=row["schema_version"],
+                state=row["state"],
+                created_at=row["created_at"],
+            )
+        return found
 
     async def latest(
         self, stream: StreamId, *, at_or_below: int | None = None, conn: Conn | None = None

