@@ -55,7 +55,7 @@ from domain.decider import Loaded
 from domain.inventory import Item, ItemState
 from pump.aggregates import AggregateRepository
 from pump.database import Conn, open_pool
-from tools.bench.stats import Comparison, Series, spread
+from tools.bench.stats import Comparison, Series, spread, verdict
 from tools.bench.workload import (
     RAW_COLUMNS,
     RawRow,
@@ -728,10 +728,6 @@ def _ms_cell(series: Series) -> str:
     return f"{text} {_spread(series)}"
 
 
-def _verdict(met: bool) -> str:
-    return "[green]met[/green]" if met else "[red]MISSED[/red]"
-
-
 def throughput_table(results: Results) -> Table:
     table = Table(
         title=f"append throughput, events/s (median of {results.plan.rounds} rounds)",
@@ -761,7 +757,7 @@ def throughput_table(results: Results) -> Table:
             _rate_cell(c.baseline),
             f"{c.ratio:.2f} [dim]({c.paired_ratio(c.baseline):.2f})[/dim]",
             f"≥ {c.min_ratio:.2f}",
-            _verdict(c.met),
+            verdict(c.met),
             _rate_cell(other) if other else "",
             f"{c.ratio_to(other):.2f}" if other else "",
         )
@@ -804,7 +800,7 @@ def load_table(results: Results) -> Table:
         "target", f"≤ {TARGET_LOAD_GROWTH:.2f}", f"≤ {TARGET_LOAD_GROWTH:.2f}", "", "", "",
     )
     table.add_row(
-        "", *(_verdict(load.growth(k) <= TARGET_LOAD_GROWTH) for k in SNAPSHOT_KINDS), "", "", "",
+        "", *(verdict(load.growth(k) <= TARGET_LOAD_GROWTH) for k in SNAPSHOT_KINDS), "", "", "",
     )
     return table
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any, TypeVar
 
 import click
 from rich.console import Console
@@ -20,8 +21,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-if TYPE_CHECKING:
-    from tools.bench.append import Plan, Results
+R = TypeVar("R")
 
 EXIT_MISSED = 1
 EXIT_ENVIRONMENT = 3
@@ -91,26 +91,55 @@ def append(quick: bool, database_url: str | None, json_path: Path | None, check:
     end. Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
     database cannot be used, 130 when interrupted.
     """
-    import psycopg
-
     from tools import settings
     from tools.bench.append import (
         FULL,
         QUICK,
-        BenchError,
         default_json_name,
-        dumps,
         load_table,
+        run_append,
         summary_lines,
         throughput_table,
     )
-    from tools.local_pg import ClusterError
 
     plan = QUICK if quick else FULL
-    target = json_path or settings.REPO_ROOT / "bench-results" / default_json_name()
+    results, database = _guarded(
+        database_url, lambda url, progress: run_append(url, plan, progress)
+    )
+    _report(
+        [throughput_table(results), load_table(results)],
+        summary_lines(results),
+        results.as_json(database),
+        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
+        failed=check and not results.all_met,
+    )
+
+
+def _guarded(
+    database_url: str | None, run: Callable[[str, Progress], Coroutine[Any, Any, R]]
+) -> tuple[R, dict[str, Any]]:
+    """Run a benchmark against the given database or a durable cluster of its own, with a
+    progress bar; interrupts and unusable databases become the documented exit codes."""
+    import psycopg
+
+    from tools import settings
+    from tools.bench.append import BenchError
+    from tools.bench.cluster import durable_cluster
+    from tools.local_pg import ClusterError
+
+    def measure(url: str, kind: str) -> tuple[R, dict[str, Any]]:
+        database = {"kind": kind, "url": settings.Database(url, from_env=False).redacted()}
+        with _progress() as progress:
+            return asyncio.run(run(url, progress)), database
+
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
-        results, database = _run(plan, database_url)
+        if database_url:
+            return measure(database_url, "given database (--database-url)")
+        with durable_cluster(say=err.print) as cluster:
+            return measure(
+                cluster.url, "throwaway cluster of the benchmark's own, durable defaults"
+            )
     except KeyboardInterrupt:
         err.print("[yellow]intent: benchmark interrupted[/yellow]")
         sys.exit(EXIT_INTERRUPTED)
@@ -120,36 +149,22 @@ def append(quick: bool, database_url: str | None, json_path: Path | None, check:
     finally:
         signal.signal(signal.SIGTERM, previous)
 
-    out.print(throughput_table(results))
-    out.print(load_table(results))
-    for line in summary_lines(results):
+
+def _report(
+    tables: list[Any], lines: list[str], payload: Any, target: Path, *, failed: bool
+) -> None:
+    """Print the tables and summary, write the JSON; exit 1 when --check found a miss."""
+    from tools.bench.append import dumps
+
+    for table in tables:
+        out.print(table)
+    for line in lines:
         out.print(line)
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(dumps(results.as_json(database)), encoding="utf-8")
+    target.write_text(dumps(payload), encoding="utf-8")
     err.print(f"results written to {target}")
-    if check and not results.all_met:
+    if failed:
         sys.exit(EXIT_MISSED)
-
-
-def _run(plan: Plan, database_url: str | None) -> tuple[Results, dict[str, Any]]:
-    from tools import settings
-    from tools.bench.append import run_append
-    from tools.bench.cluster import durable_cluster
-
-    if database_url:
-        database = {
-            "kind": "given database (--database-url)",
-            "url": settings.Database(database_url, from_env=False).redacted(),
-        }
-        with _progress() as progress:
-            return asyncio.run(run_append(database_url, plan, progress)), database
-    with durable_cluster(say=err.print) as cluster:
-        database = {
-            "kind": "throwaway cluster of the benchmark's own, durable defaults",
-            "url": settings.Database(cluster.url, from_env=False).redacted(),
-        }
-        with _progress() as progress:
-            return asyncio.run(run_append(cluster.url, plan, progress)), database
 
 
 @bench.command("commands")
@@ -204,11 +219,7 @@ def commands(
     Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
     database cannot be used, 130 when interrupted.
     """
-    import psycopg
-
     from tools import settings
-    from tools.bench.append import BenchError, dumps
-    from tools.bench.cluster import durable_cluster
     from tools.bench.commands import (
         FULL,
         QUICK,
@@ -218,52 +229,18 @@ def commands(
         summary_lines,
         targets_table,
     )
-    from tools.local_pg import ClusterError
 
     plan = QUICK if quick else FULL
-    target = json_path or settings.REPO_ROOT / "bench-results" / default_json_name()
-    previous = signal.signal(signal.SIGTERM, _terminate)
-    try:
-        if database_url:
-            database = {
-                "kind": "given database (--database-url)",
-                "url": settings.Database(database_url, from_env=False).redacted(),
-            }
-            with _progress() as progress:
-                results = asyncio.run(
-                    run_commands(
-                        database_url, plan, progress, before_after=before_after,
-                        clients=client_processes,
-                    )
-                )
-        else:
-            with durable_cluster(say=err.print) as cluster:
-                database = {
-                    "kind": "throwaway cluster of the benchmark's own, durable defaults",
-                    "url": settings.Database(cluster.url, from_env=False).redacted(),
-                }
-                with _progress() as progress:
-                    results = asyncio.run(
-                        run_commands(
-                            cluster.url, plan, progress, before_after=before_after,
-                            clients=client_processes,
-                        )
-                    )
-    except KeyboardInterrupt:
-        err.print("[yellow]intent: benchmark interrupted[/yellow]")
-        sys.exit(EXIT_INTERRUPTED)
-    except (BenchError, ClusterError, settings.SettingsError, psycopg.OperationalError) as exc:
-        err.print(f"[red]intent:[/red] {str(exc).strip()}")
-        sys.exit(EXIT_ENVIRONMENT)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-    out.print(commands_table(results))
-    out.print(targets_table(results))
-    for line in summary_lines(results):
-        out.print(line)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(dumps(results.as_json(database)), encoding="utf-8")
-    err.print(f"results written to {target}")
-    if check and not results.all_met:
-        sys.exit(EXIT_MISSED)
+    results, database = _guarded(
+        database_url,
+        lambda url, progress: run_commands(
+            url, plan, progress, before_after=before_after, clients=client_processes
+        ),
+    )
+    _report(
+        [commands_table(results), targets_table(results)],
+        summary_lines(results),
+        results.as_json(database),
+        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
+        failed=check and not results.all_met,
+    )

@@ -54,7 +54,7 @@ from pump.batch_processor import BatchProcessor
 from pump.database import Conn, open_pool
 from pump.pump import CHANNEL, DirectDispatcher, Dispatcher, Pump, PumpSettings
 from tools.bench.append import BenchError, server_facts
-from tools.bench.stats import Comparison, Series, median, spread
+from tools.bench.stats import Comparison, Series, median, spread, verdict
 
 SUBMIT = "select public.submit_command(command_type => %s, payload => %s)"
 TERMINAL = ("processed", "rejected", "failed")
@@ -639,10 +639,6 @@ async def run_commands(
 # -- the tables ---------------------------------------------------------------------------
 
 
-def _verdict(met: bool) -> str:
-    return "[green]met[/green]" if met else "[red]MISSED[/red]"
-
-
 def commands_table(results: Results) -> Table:
     table = Table(
         title=f"command pipeline (median of {results.plan.rounds} rounds)",
@@ -683,7 +679,7 @@ def targets_table(results: Results) -> Table:
     for t in results.targets:
         table.add_row(
             t.name, f"{t.value:,.2f}", f"{'≥' if t.at_least else '≤'} {t.limit:,.2f}",
-            _verdict(t.met),
+            verdict(t.met),
         )
     return table
 

@@ -73,3 +73,8 @@ class Comparison:
     @property
     def met(self) -> bool:
         return self.ratio >= self.min_ratio
+
+
+def verdict(met: bool) -> str:
+    """A target's outcome, for the tables."""
+    return "[green]met[/green]" if met else "[red]MISSED[/red]"
