@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections import defaultdict
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
@@ -95,3 +96,42 @@ async def running_pumps(
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=30)
+
+
+async def events_by_stream(
+    pool: AsyncConnectionPool[Conn], aggregate_ids: list[UUID]
+) -> dict[UUID, list[tuple[int, int, UUID]]]:
+    """aggregate id -> [(version, seq of the causing command, command id)] in version order."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select e.aggregate_id, e.version, c.seq, c.command_id from intent.events e"
+            " join intent.commands c on c.command_id = (e.metadata ->> 'causation_id')::uuid"
+            " where e.aggregate_id = any(%s) order by e.aggregate_id, e.version",
+            (aggregate_ids,),
+        )
+        found: dict[UUID, list[tuple[int, int, UUID]]] = defaultdict(list)
+        for aggregate_id, version, seq, command_id in await cur.fetchall():
+            found[aggregate_id].append((version, seq, command_id))
+        return found
+
+
+async def assert_once_in_order(
+    pool: AsyncConnectionPool[Conn],
+    aggregate_ids: list[UUID],
+    commands: Collection[UUID],
+    *,
+    length: int | None = None,
+) -> None:
+    """The pipeline's promise, checked on the events themselves: per aggregate, versions
+    1..n with no gap (n = `length` when given) and in submission order of their commands;
+    every command in `commands` caused events exactly once, and no other command did."""
+    history = await events_by_stream(pool, aggregate_ids)
+    for aggregate_id in aggregate_ids:
+        rows = history[aggregate_id]
+        versions = [version for version, _, _ in rows]
+        assert versions == list(range(1, (length or len(rows)) + 1)), "a gap or a duplicate"
+        seqs = [seq for _, seq, _ in rows]
+        assert seqs == sorted(seqs), "a later command overtook an earlier one"
+    causes = [command_id for rows in history.values() for _, _, command_id in rows]
+    assert len(causes) == len(set(causes)), "a command ran twice"
+    assert set(causes) == set(commands)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import defaultdict
 from datetime import timedelta
 from uuid import UUID, uuid4
 
@@ -21,36 +20,24 @@ from pump.batch_processor import BatchProcessor
 from pump.command_store import PostgresCommandStore
 from pump.database import Conn
 from pump.pump import DirectDispatcher
-from tests.integration.pipeline import enqueue, running_pumps, wait_terminal
+from tests.integration.pipeline import (
+    assert_once_in_order,
+    enqueue,
+    events_by_stream,
+    running_pumps,
+    wait_terminal,
+)
 from tests.integration.streams import TENANT_A, TENANT_B, new_stream
 
 pytestmark = pytest.mark.integration
-
-
-async def events_by_stream(
-    pool: AsyncConnectionPool[Conn], aggregate_ids: list[UUID]
-) -> dict[UUID, list[tuple[int, int, UUID]]]:
-    """aggregate id -> [(version, seq of the causing command, command id)] in version order."""
-    async with pool.connection() as conn:
-        cur = await conn.execute(
-            "select e.aggregate_id, e.version, c.seq, c.command_id from intent.events e"
-            " join intent.commands c on c.command_id = (e.metadata ->> 'causation_id')::uuid"
-            " where e.aggregate_id = any(%s) order by e.aggregate_id, e.version",
-            (aggregate_ids,),
-        )
-        found: dict[UUID, list[tuple[int, int, UUID]]] = defaultdict(list)
-        for aggregate_id, version, seq, command_id in await cur.fetchall():
-            found[aggregate_id].append((version, seq, command_id))
-        return found
 
 
 async def test_commands_from_many_writers_are_processed_once_in_submission_order(
     pool: AsyncConnectionPool[Conn], database_url: str
 ) -> None:
     streams = [new_stream(TENANT_A if i % 2 else TENANT_B) for i in range(8)]
-    for stream in streams:  # each item exists before the stream of receipts starts
-        await enqueue(pool, stream, "register_item", sku="S", name="Widget")
-    ids: list[UUID] = []
+    # each item exists before the stream of receipts starts
+    ids = [await enqueue(pool, s, "register_item", sku="S", name="Widget") for s in streams]
 
     async def writer(seed: int) -> None:
         rng = random.Random(seed)
@@ -63,16 +50,7 @@ async def test_commands_from_many_writers_are_processed_once_in_submission_order
         await asyncio.gather(*(writer(seed) for seed in range(8)))
         final = await wait_terminal(pool, ids)
     assert set(final.values()) == {"processed"}
-    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
-    for stream in streams:
-        rows = history[stream.aggregate_id]
-        versions = [version for version, _, _ in rows]
-        assert versions == list(range(1, len(rows) + 1)), "a gap or a duplicate version"
-        seqs = [seq for _, seq, _ in rows]
-        assert seqs == sorted(seqs), "a later command overtook an earlier one"
-    causes = [command_id for rows in history.values() for _, _, command_id in rows]
-    assert sorted(map(str, causes)) == sorted(map(str, set(causes))), "a command ran twice"
-    assert set(ids) <= set(causes)
+    await assert_once_in_order(pool, [s.aggregate_id for s in streams], ids)
 
 
 async def test_a_domain_rejection_is_recorded_once_and_appends_nothing(

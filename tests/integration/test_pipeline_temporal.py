@@ -23,10 +23,14 @@ from pump.command_store import PostgresCommandStore
 from pump.database import Conn
 from pump.pump import Pump, PumpSettings
 from pump.temporal import TemporalDispatcher, build_worker
-from tests.integration.pipeline import enqueue, wait_terminal
+from tests.integration.pipeline import (
+    assert_once_in_order,
+    enqueue,
+    events_by_stream,
+    wait_terminal,
+)
 from tests.integration.streams import TENANT_A, TENANT_B, new_stream
 from tests.integration.test_ingress import Caller, begin_request, register, submit
-from tests.integration.test_pipeline_direct import events_by_stream
 
 pytestmark = pytest.mark.integration
 
@@ -80,14 +84,7 @@ async def test_two_pumps_and_two_workers_process_every_command_once_in_order(
         await asyncio.gather(*(writer(seed) for seed in range(6)))
         final = await wait_terminal(pool, ids, seconds=90)
     assert set(final.values()) == {"processed"}
-    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
-    for stream in streams:
-        rows = history[stream.aggregate_id]
-        assert [v for v, _, _ in rows] == list(range(1, len(rows) + 1))
-        seqs = [seq for _, seq, _ in rows]
-        assert seqs == sorted(seqs)
-    causes = [c for rows in history.values() for _, _, c in rows]
-    assert len(causes) == len(set(causes)) == len(ids)
+    await assert_once_in_order(pool, [s.aggregate_id for s in streams], ids)
 
 
 async def test_starting_a_batch_workflow_twice_runs_the_batch_once(
@@ -146,15 +143,7 @@ async def test_commands_submitted_by_many_users_through_the_ingress_run_once_in_
         final = await wait_terminal(pool, [*ids, repeated], seconds=90)
     assert set(final.values()) == {"processed"}
     all_items = [item for tenant in tenants for item in items[tenant]]
-    history = await events_by_stream(pool, all_items)
-    for item in all_items:
-        rows = history[item]
-        assert [v for v, _, _ in rows] == list(range(1, len(rows) + 1))
-        seqs = [seq for _, seq, _ in rows]
-        assert seqs == sorted(seqs)
-    causes = [c for rows in history.values() for _, _, c in rows]
-    assert len(causes) == len(set(causes))
-    assert set(causes) == {*ids, repeated}
+    await assert_once_in_order(pool, all_items, {*ids, repeated})
     async with pool.connection() as conn:
         cur = await conn.execute(
             "select e.tenant_id, c.tenant_id, c.user_id from intent.events e join"

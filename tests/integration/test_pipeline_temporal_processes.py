@@ -17,9 +17,8 @@ from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
 from pump.database import Conn
-from tests.integration.pipeline import enqueue, statuses, wait_terminal
+from tests.integration.pipeline import assert_once_in_order, enqueue, statuses, wait_terminal
 from tests.integration.streams import new_stream
-from tests.integration.test_pipeline_direct import events_by_stream
 
 pytestmark = pytest.mark.integration
 
@@ -82,11 +81,4 @@ async def test_a_killed_worker_or_pump_loses_nothing_and_duplicates_nothing(
                                            *(() if victim == "worker" else PUMP[1:])))
         final = await wait_terminal(pool, ids, seconds=120)
     assert set(final.values()) == {"processed"}
-    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
-    for stream in streams:
-        rows = history[stream.aggregate_id]
-        assert [v for v, _, _ in rows] == list(range(1, 42))
-        seqs = [seq for _, seq, _ in rows]
-        assert seqs == sorted(seqs)
-    causes = [c for rows in history.values() for _, _, c in rows]
-    assert len(causes) == len(set(causes)) == len(ids)
+    await assert_once_in_order(pool, [s.aggregate_id for s in streams], ids, length=41)

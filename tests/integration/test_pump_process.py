@@ -15,9 +15,8 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from pump.database import Conn
-from tests.integration.pipeline import enqueue, statuses, wait_terminal
+from tests.integration.pipeline import assert_once_in_order, enqueue, statuses, wait_terminal
 from tests.integration.streams import new_stream
-from tests.integration.test_pipeline_direct import events_by_stream
 
 pytestmark = pytest.mark.integration
 
@@ -66,14 +65,7 @@ async def test_a_pump_killed_mid_run_loses_nothing_and_duplicates_nothing(
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=20) == 0
     assert set(final.values()) == {"processed"}
-    history = await events_by_stream(pool, [s.aggregate_id for s in streams])
-    for stream in streams:
-        rows = history[stream.aggregate_id]
-        assert [v for v, _, _ in rows] == list(range(1, 52))
-        seqs = [seq for _, seq, _ in rows]
-        assert seqs == sorted(seqs)
-    causes = [c for rows in history.values() for _, _, c in rows]
-    assert len(causes) == len(set(causes)) == len(ids)
+    await assert_once_in_order(pool, [s.aggregate_id for s in streams], ids, length=51)
 
 
 def test_sigterm_stops_an_idle_pump_cleanly(database_url: str) -> None:
