@@ -22,6 +22,7 @@ from rich.progress import (
 )
 
 R = TypeVar("R")
+F = TypeVar("F", bound=Callable[..., Any])
 
 EXIT_MISSED = 1
 EXIT_ENVIRONMENT = 3
@@ -54,23 +55,39 @@ def _progress() -> Progress:
     )
 
 
+def _common_options(name: str, what_stays: str) -> Callable[[F], F]:
+    """--quick, --database-url, --json and --check, as every benchmark takes them."""
+
+    def apply(command: F) -> F:
+        for option in reversed(
+            [
+                click.option("--quick", is_flag=True,
+                             help="A short run (seconds of measuring, for the smoke test)."),
+                click.option(
+                    "--database-url",
+                    metavar="URL",
+                    help="Benchmark this migrated database instead of a throwaway cluster. "
+                    + what_stays,
+                ),
+                click.option(
+                    "--json",
+                    "json_path",
+                    type=click.Path(dir_okay=False, path_type=Path),
+                    help=f"Where to write the results (default bench-results/{name}-<UTC "
+                    "time>.json).",
+                ),
+                click.option("--check", is_flag=True, help="Exit 1 when a target is missed."),
+            ]
+        ):
+            command = option(command)
+        return command
+
+    return apply
+
+
 @bench.command("append")
-@click.option("--quick", is_flag=True, help="A short run (a few seconds of measuring).")
-@click.option(
-    "--database-url",
-    metavar="URL",
-    help=(
-        "Benchmark this migrated database instead of a throwaway cluster. The events written "
-        "stay (events are immutable), under a fresh tenant id named in the JSON."
-    ),
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the results (default bench-results/append-<UTC time>.json).",
-)
-@click.option("--check", is_flag=True, help="Exit 1 when a target is missed.")
+@_common_options("append", "The events written stay (events are immutable), under a fresh "
+                 "tenant id named in the JSON.")
 def append(quick: bool, database_url: str | None, json_path: Path | None, check: bool) -> None:
     """Append throughput and aggregate load times, each beside a raw baseline.
 
@@ -168,22 +185,8 @@ def _report(
 
 
 @bench.command("commands")
-@click.option("--quick", is_flag=True, help="A short run (seconds, for the smoke test).")
-@click.option(
-    "--database-url",
-    metavar="URL",
-    help=(
-        "Benchmark this migrated database instead of a throwaway cluster. The commands and "
-        "events written stay, under two fresh tenant ids named in the JSON."
-    ),
-)
-@click.option(
-    "--json",
-    "json_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Where to write the results (default bench-results/commands-<UTC time>.json).",
-)
-@click.option("--check", is_flag=True, help="Exit 1 when a target is missed.")
+@_common_options("commands", "The commands and events written stay, under two fresh tenant "
+                 "ids named in the JSON.")
 @click.option(
     "--before-after",
     is_flag=True,
