@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -19,6 +20,40 @@ from pump.event_store import AppendResult, PostgresEventStore
 from pump.snapshot_store import PostgresSnapshotStore
 
 log = logging.getLogger(__name__)
+
+
+class StateCache:
+    """Aggregate states this process has seen committed, by stream, most recent last.
+
+    Events are immutable and only ever appended, so a committed (version, state) stays a
+    true prefix of its stream forever: loading resumes from it with the events after its
+    version, and finds any that another worker appended since. Only put states whose
+    transaction has committed; a state from a rolled-back transaction would be ahead of the
+    stream."""
+
+    def __init__(self, max_entries: int = 10_000):
+        if max_entries < 1:
+            raise ValueError("a state cache needs room for at least one aggregate")
+        self._max = max_entries
+        self._states: OrderedDict[StreamId, Loaded[Any]] = OrderedDict()
+
+    def get(self, stream: StreamId) -> Loaded[Any] | None:
+        loaded = self._states.get(stream)
+        if loaded is not None:
+            self._states.move_to_end(stream)
+        return loaded
+
+    def put_committed(self, states: Iterable[Loaded[Any]]) -> None:
+        for loaded in states:
+            current = self._states.get(loaded.stream)
+            if current is None or current.version <= loaded.version:
+                self._states[loaded.stream] = loaded
+                self._states.move_to_end(loaded.stream)
+        while len(self._states) > self._max:
+            self._states.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._states)
 
 
 class AggregateRepository:
@@ -69,20 +104,39 @@ class AggregateRepository:
         targets: Sequence[tuple[type[Aggregate[Any]], StreamId]],
         *,
         conn: Conn | None = None,
+        cache: StateCache | None = None,
     ) -> dict[StreamId, Loaded[Any]]:
         """Several aggregates now, in two queries whatever their number: the newest snapshot
         of every stream that keeps them, then every stream's events after its snapshot. A
         snapshot the code can no longer read is passed over (that stream alone is reloaded
-        in full)."""
-        snapshotted = [stream for agg, stream in targets if agg.snapshot_every is not None]
+        in full). A stream in `cache` resumes from the cached state instead of a snapshot."""
+        cached = {
+            stream: hit
+            for _, stream in targets
+            if cache is not None and (hit := cache.get(stream)) is not None
+        }
+        snapshotted = [
+            stream
+            for agg, stream in targets
+            if agg.snapshot_every is not None and stream not in cached
+        ]
         snapshots = await self.snapshots.latest_many(snapshotted, conn=conn)
         after = [
-            (stream, snapshots[stream].version if stream in snapshots else 0)
+            (
+                stream,
+                cached[stream].version if stream in cached
+                else snapshots[stream].version if stream in snapshots
+                else 0,
+            )
             for _, stream in targets
         ]
         events = await self.events.load_many(after, conn=conn)
         loaded: dict[StreamId, Loaded[Any]] = {}
         for aggregate, stream in targets:
+            if stream in cached:
+                loaded[stream] = evolve_all(self.registry, aggregate, cached[stream],
+                                            events[stream])
+                continue
             snapshot = snapshots.get(stream)
             if snapshot is not None:
                 try:
