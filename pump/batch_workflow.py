@@ -1,6 +1,12 @@
 """The batch workflow: one activity does the whole batch in one database transaction;
 Temporal supplies the retries, and after the last one the batch's commands are recorded as
-failed. Deterministic: no I/O here, only activity calls."""
+failed. Deterministic: no I/O here, only activity calls.
+
+The batch runs as a local activity: the worker that took the workflow task runs it and
+records the result with the workflow's completion, which halves the Temporal server's CPU
+per batch (measured: ~40 ms with a regular activity, ~21 ms local; README, Benchmarks).
+A worker that dies mid-batch leaves the workflow task to time out; the next worker runs the
+activity again, and the processor skips what the first one committed."""
 
 from __future__ import annotations
 
@@ -26,7 +32,7 @@ class BatchWorkflow:
     @workflow.run
     async def run(self, request: BatchRequest) -> BatchSummary:
         try:
-            summary: BatchSummary = await workflow.execute_activity(
+            summary: BatchSummary = await workflow.execute_local_activity(
                 PROCESS_BATCH,
                 request,
                 result_type=BatchSummary,

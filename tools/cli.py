@@ -166,6 +166,9 @@ def db_url() -> None:
               help="Batches in flight at once from this pump.")
 @click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=1.0,
               show_default=True, help="Seconds between polls when no NOTIFY arrives.")
+@click.option("--linger", type=click.FloatRange(0, 5), default=0.1, show_default=True,
+              help="With a batch in flight, seconds to wait after the last claim before the "
+              "next, so that batches fill up under load (0: claim at once).")
 @click.option("--sweep-after", type=click.FloatRange(0.1, 86_400), default=60.0,
               show_default=True,
               help="Seconds after which a dispatched, unfinished batch is dispatched again.")
@@ -179,6 +182,7 @@ def pump_command(
     batch_limit: int,
     concurrency: int,
     poll_interval: float,
+    linger: float,
     sweep_after: float,
     attempt_timeout: float,
 ) -> None:
@@ -202,6 +206,7 @@ def pump_command(
             batch_limit=batch_limit,
             poll_interval=poll_interval,
             concurrency=concurrency,
+            linger=linger,
             sweep_after=timedelta(seconds=sweep_after),
         ),
         direct=direct,

@@ -2,8 +2,8 @@
 
 Commands enter as PostgREST would send them: one transaction per request, the role
 `authenticated` and the caller's JWT claims in `request.jwt.claims` set for the transaction
-(`set_config(..., true)`, i.e. `set local`), then `public.submit_command`; callers belong
-to two tenants. The pump claims them into batches;
+(`set_config(..., true)`, i.e. `set local`), then `public.submit_command`, sent as one
+simple-query message per request; callers belong to two tenants. The pump claims them into batches;
 in Temporal mode it starts one workflow per batch and a worker runs the batch activity; in
 direct mode (`DirectDispatcher`) the pump runs the same batch code itself. Events are
 appended and each command is recorded `processed`.
@@ -18,6 +18,9 @@ warm-up of each side):
   throughput: `submitters` concurrent callers submit `receive_stock` commands to random
       items (registered before the rounds) as fast as they can; the figure is commands
       over the time from the first submit to the last command seen processed;
+  backlog drain: the same number of commands submitted while no pump runs, then the time
+      from starting the side's pump to the last command processed: the pipeline's own
+      capacity, without the load generator's CPU in the timed part;
   low load: one command at a time (submit, wait until it is processed, then the next); the
       figure is each command's time from before the submit to the moment the benchmark sees
       it processed (a LISTEN on the pumps' channel wakes the check; the batch commit
@@ -235,6 +238,7 @@ class SideResults:
     side: Side
     rates: list[float] = field(default_factory=list)  # commands/s per round
     submit_rates: list[float] = field(default_factory=list)
+    drain_rates: list[float] = field(default_factory=list)  # backlog drain, per round
     load_db_p50: list[float] = field(default_factory=list)  # ms, under throughput load
     load_db_p99: list[float] = field(default_factory=list)
     latencies: list[list[float]] = field(default_factory=list)  # ms, low load, per round
@@ -244,6 +248,13 @@ class SideResults:
     @property
     def rate(self) -> Series:
         return Series(self.side.name, f"{self.side.name}: commands/s", "commands/s", self.rates)
+
+    @property
+    def drain(self) -> Series:
+        return Series(
+            self.side.name, f"{self.side.name}: backlog drained, commands/s", "commands/s",
+            self.drain_rates,
+        )
 
     @property
     def all_latencies(self) -> list[float]:
@@ -265,6 +276,7 @@ class SideResults:
             "temporal_eager": self.side.eager if self.side.temporal else None,
             "throughput": self.rate.as_json(),
             "submit_rate_per_round": [round(v, 1) for v in self.submit_rates],
+            "backlog_drain": self.drain.as_json(),
             "batches_per_round": self.batches,
             "latency_under_load_db_ms": {
                 "what": "intent.commands updated_at - created_at (transaction start times)",
@@ -330,10 +342,20 @@ class Results:
         return Comparison(self.temporal.rate, self.direct.rate, TARGET_RATIO)
 
     @property
+    def drain_comparison(self) -> Comparison:
+        return Comparison(self.temporal.drain, self.direct.drain, TARGET_RATIO)
+
+    @property
     def targets(self) -> list[Target]:
         return [
-            Target("temporal commands/s sustained", self.temporal.rate.median, TARGET_RATE, True),
-            Target("temporal / direct commands/s", self.comparison.ratio, TARGET_RATIO, True),
+            Target("temporal commands/s, live submitters", self.temporal.rate.median,
+                   TARGET_RATE, True),
+            Target("temporal commands/s, backlog drain", self.temporal.drain.median,
+                   TARGET_RATE, True),
+            Target("temporal / direct, live submitters", self.comparison.ratio, TARGET_RATIO,
+                   True),
+            Target("temporal / direct, backlog drain", self.drain_comparison.ratio,
+                   TARGET_RATIO, True),
             Target("temporal low-load p50 ms", self.temporal.p50, TARGET_P50_MS, False),
             Target("temporal low-load p99 ms", self.temporal.p99, TARGET_P99_MS, False),
         ]
@@ -369,13 +391,19 @@ class Results:
                 "run, in an order rotated every round, after an untimed warm-up of each. "
                 "Commands are submitted through public.submit_command as authenticated "
                 "users of two tenants (transaction, set local role, request.jwt.claims). "
-                "Throughput = commands / (last seen processed - first submit). Low-load "
+                "Throughput = commands / (last seen processed - first submit). Backlog "
+                "drain = commands submitted with no pump running / (last seen processed - "
+                "pump start). Low-load "
                 "percentiles pool every round's samples. Figures are medians over rounds."
             ),
             "sides": {name: s.as_json() for name, s in self.sides.items()},
             "temporal_vs_direct": {
                 "ratio": round(self.comparison.ratio, 4),
                 "paired_ratio_median": round(self.comparison.paired_ratio(self.direct.rate), 4),
+                "backlog_drain_ratio": round(self.drain_comparison.ratio, 4),
+                "backlog_drain_paired_ratio_median": round(
+                    self.drain_comparison.paired_ratio(self.direct.drain), 4
+                ),
             },
             "targets": [t.as_json() for t in self.targets],
             "targets_met": self.all_met,
@@ -533,28 +561,38 @@ class CommandBench:
             raise BenchError(f"registering the items did not succeed: {counts}")
         self.items = items
 
-    async def throughput(self, side: Side, count: int, record: bool) -> None:
+    def _work(self, count: int) -> Work:
         rng = random.Random(self._rng.random())
         work = []
         for _ in range(count):
             caller, item = rng.choice(self.items)
             work.append((caller.tenant_id, caller.user_id, item, rng.randint(1, 9)))
-        shares = [work[i :: max(1, self.clients)] for i in range(max(1, self.clients))]
-        async with self._pump(side) as pump:
-            if self.executor is None:
-                sent = [await _submit_all(self.submit_pool, work, self.plan.submitters)]
-            else:
-                loop = asyncio.get_running_loop()
-                each = max(1, self.plan.submitters // self.clients)
-                sent = await asyncio.gather(
+        return work
+
+    async def _submit(self, work: Work) -> tuple[list[UUID], float, float]:
+        """Submit `work` by the plan's concurrent callers (in the client processes, if any);
+        the ids, the first submit's start and the last one's end."""
+        if self.executor is None:
+            sent = [await _submit_all(self.submit_pool, work, self.plan.submitters)]
+        else:
+            shares = [work[i :: self.clients] for i in range(self.clients)]
+            loop = asyncio.get_running_loop()
+            each = max(1, self.plan.submitters // self.clients)
+            sent = list(
+                await asyncio.gather(
                     *(
                         loop.run_in_executor(self.executor, _submit_in_process, self.url, w, each)
                         for w in shares
                     )
                 )
-            ids = [i for part in sent for i in part[0]]
-            started = min(part[1] for part in sent)
-            submitted = max(part[2] for part in sent)
+            )
+        ids = [i for part in sent for i in part[0]]
+        return ids, min(part[1] for part in sent), max(part[2] for part in sent)
+
+    async def throughput(self, side: Side, count: int, record: bool) -> None:
+        work = self._work(count)
+        async with self._pump(side) as pump:
+            ids, started, submitted = await self._submit(work)
             counts = await self._wait_terminal(ids)
             finished = perf_counter()
             batches = pump.batches_dispatched
@@ -574,6 +612,20 @@ class CommandBench:
             db = [float(r[0]) for r in await cur.fetchall()]
         result.load_db_p50.append(percentile(db, 50))
         result.load_db_p99.append(percentile(db, 99))
+
+    async def drain(self, side: Side, count: int, record: bool) -> None:
+        """The pipeline's own capacity: `count` commands submitted while no pump runs, then
+        the time from starting the pump to the last one processed. The load generator's
+        CPU is out of the timed part."""
+        ids, _, _ = await self._submit(self._work(count))
+        started = perf_counter()
+        async with self._pump(side):
+            counts = await self._wait_terminal(ids)
+            finished = perf_counter()
+        if record:
+            result = self.results[side.name]
+            result.drain_rates.append(len(ids) / (finished - started))
+            result.rejected += len(ids) - counts.get("processed", 0)
 
     async def low_load(self, side: Side, count: int, record: bool) -> None:
         latencies: list[float] = []
@@ -612,7 +664,7 @@ class CommandBench:
 
     async def run(self) -> None:
         plan = self.plan
-        steps = 1 + len(self.sides) * (plan.rounds + 1) * 2
+        steps = 1 + len(self.sides) * (plan.rounds + 1) * 3
         task = self.progress.add_task("commands", total=steps) if self.progress else None
 
         def advance(what: str) -> None:
@@ -626,6 +678,8 @@ class CommandBench:
             for side in self.sides:
                 await self.throughput(side, warm, record=False)
                 advance(f"warm-up {side.name}")
+                await self.drain(side, warm, record=False)
+                advance(f"warm-up {side.name}")
                 await self.low_load(side, max(2, plan.latency_commands // 5), record=False)
                 advance(f"warm-up {side.name}")
             for r in range(plan.rounds):
@@ -633,6 +687,9 @@ class CommandBench:
                 for side in order:
                     await self.throughput(side, plan.commands, record=True)
                     advance(f"round {r + 1}: throughput {side.name}")
+                for side in order:
+                    await self.drain(side, plan.commands, record=True)
+                    advance(f"round {r + 1}: backlog drain {side.name}")
                 for side in order:
                     await self.low_load(side, plan.latency_commands, record=True)
                     advance(f"round {r + 1}: low load {side.name}")
@@ -665,7 +722,8 @@ def commands_table(results: Results) -> Table:
         title=f"command pipeline (median of {results.plan.rounds} rounds)",
         caption=(
             "throughput: commands/s from first submit to last processed, ± half the "
-            "interquartile range; low load: one command at a time, submit to seen processed, "
+            "interquartile range; drain: a backlog submitted with no pump running, from pump "
+            "start to last processed; low load: one command at a time, submit to seen processed, "
             "every round's samples pooled; under load: updated_at - created_at"
         ),
     )
@@ -673,6 +731,8 @@ def commands_table(results: Results) -> Table:
     table.add_column("commands/s", justify="right")
     table.add_column("vs direct", justify="right")
     table.add_column("submit/s", justify="right")
+    table.add_column("drain commands/s", justify="right")
+    table.add_column("vs direct", justify="right")
     table.add_column("under load p50/p99 ms", justify="right")
     table.add_column("low load p50 ms", justify="right")
     table.add_column("low load p99 ms", justify="right")
@@ -684,6 +744,8 @@ def commands_table(results: Results) -> Table:
             f"{rate.median:,.0f} [dim]±{spread(rate.per_round) * 100:.0f}%[/dim]",
             f"{rate.median / direct.median:.2f}",
             f"{median(side.submit_rates):,.0f}",
+            f"{side.drain.median:,.0f} [dim]±{spread(side.drain_rates) * 100:.0f}%[/dim]",
+            f"{side.drain.median / results.direct.drain.median:.2f}",
             f"{median(side.load_db_p50):,.0f} / {median(side.load_db_p99):,.0f}",
             f"{side.p50:.1f}",
             f"{side.p99:.1f}",
