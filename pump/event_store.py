@@ -96,22 +96,33 @@ select coalesce(max(version), 0) from intent.events
 where tenant_id = %s and aggregate_type = %s and aggregate_id = %s
 """
 
-# Events after a version, for several streams in one query: tenants, aggregate types,
+
+def _event_json(alias: str = "") -> str:
+    """A stored event as one JSON text in the envelope's shape: pydantic parses it in one
+    pass (half the time of per-column values and a dict), and psycopg converts one column."""
+    a = f"{alias}." if alias else ""
+    return f"""json_build_object(
+  'event_id', {a}event_id, 'event_type', {a}event_type, 'schema_version', {a}schema_version,
+  'stream', json_build_object('tenant_id', {a}tenant_id, 'aggregate_type', {a}aggregate_type,
+                              'aggregate_id', {a}aggregate_id),
+  'version', {a}version, 'payload', {a}payload, 'metadata', {a}metadata,
+  'position', {a}position, 'transaction_id', {a}transaction_id::text::bigint,
+  'recorded_at', {a}recorded_at)::text as event"""
+
+
+# What a reader selects to get events back: the position (for error messages) and the event.
+EVENT_COLUMNS = f"position, {_event_json()}"
+
+# The events after a version of several streams, in one statement: tenants, aggregate types,
 # aggregate ids and the versions after which to read, as parallel arrays.
-_LOAD_STREAMS = """
-select e.position, e.transaction_id::text::bigint as transaction_id, e.event_id, e.tenant_id,
-  e.aggregate_type, e.aggregate_id, e.version, e.event_type, e.schema_version, e.payload,
-  e.metadata, e.recorded_at
+_LOAD_STREAMS = f"""
+select e.position, {_event_json("e")}
 from unnest(%s::uuid[], %s::text[], %s::uuid[], %s::int[]) as w(t, a, i, after)
 join intent.events e
   on e.tenant_id = w.t and e.aggregate_type = w.a and e.aggregate_id = w.i
      and e.version > w.after
 order by e.tenant_id, e.aggregate_type, e.aggregate_id, e.version
 """
-
-EVENT_COLUMNS = """position, transaction_id::text::bigint as transaction_id, event_id, tenant_id,
-  aggregate_type, aggregate_id, version, event_type, schema_version, payload, metadata,
-  recorded_at"""
 
 
 class InvalidAppend(BadInput):
@@ -134,37 +145,17 @@ class AppendResult:
 
 
 def event_from_row(row: dict[str, Any]) -> Event:
-    """A stored row as an envelope (payload as stored: upcasting is the registry's job)."""
+    """A row selected with EVENT_COLUMNS as an envelope (payload as stored: upcasting is the
+    registry's job)."""
     try:
-        return _envelope(row)
+        return Event.model_validate_json(row["event"])
     except ValidationError as exc:
         raise InvalidEvent(
-            f"stored event {row['event_id']} (position {row['position']}) is not a valid "
-            f"envelope: {exc.error_count()} problem(s): "
+            f"stored event at position {row['position']} is not a valid envelope: "
+            f"{exc.error_count()} problem(s): "
             + "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()),
             position=row["position"],
         ) from None
-
-
-def _envelope(row: dict[str, Any]) -> Event:
-    return Event.model_validate(
-        {
-            "event_id": row["event_id"],
-            "event_type": row["event_type"],
-            "schema_version": row["schema_version"],
-            "stream": {
-                "tenant_id": row["tenant_id"],
-                "aggregate_type": row["aggregate_type"],
-                "aggregate_id": row["aggregate_id"],
-            },
-            "version": row["version"],
-            "payload": row["payload"],
-            "metadata": row["metadata"],
-            "position": row["position"],
-            "transaction_id": row["transaction_id"],
-            "recorded_at": row["recorded_at"],
-        }
-    )
 
 
 class PostgresEventStore:
@@ -391,7 +382,6 @@ class PostgresEventStore:
         found: dict[StreamId, list[Event]] = {stream: [] for stream, _ in streams}
         if not streams:
             return found
-        keys = {(s.tenant_id, s.aggregate_type, s.aggregate_id): s for s, _ in streams}
         async with connection(self._pool, conn) as c, c.cursor(row_factory=dict_row) as cur:
             await cur.execute(
                 _LOAD_STREAMS,
@@ -404,8 +394,8 @@ class PostgresEventStore:
             )
             rows = await cur.fetchall()
         for row in rows:
-            key = (row["tenant_id"], row["aggregate_type"], row["aggregate_id"])
-            found[keys[key]].append(event_from_row(row))
+            event = event_from_row(row)
+            found[event.stream].append(event)
         return found
 
     async def version_at(
