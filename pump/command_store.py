@@ -17,7 +17,7 @@ from uuid import UUID, uuid4
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from domain.contracts import Command, Metadata, StreamId
+from domain.contracts import Command, StreamId
 from pump.database import Conn, connection
 
 # Claims are serialised across pumps by this transaction-scoped lock (safe behind a
@@ -117,9 +117,12 @@ class PostgresCommandStore:
         transaction: a second processing of the same batch waits here, then finds them
         done."""
         async with conn.cursor(row_factory=dict_row) as cur:
+            # The envelope as one JSON text: pydantic parses it in one pass.
             await cur.execute(
-                "select command_id, seq, command_type, tenant_id, aggregate_type,"
-                " aggregate_id, payload, metadata from intent.commands"
+                "select seq, tenant_id, aggregate_type, aggregate_id,"
+                " json_build_object('command_id', command_id, 'command_type', command_type,"
+                "   'payload', payload, 'metadata', metadata)::text as command"
+                " from intent.commands"
                 " where batch_id = %s and status = 'dispatched' order by seq for update",
                 (batch_id,),
             )
@@ -127,12 +130,7 @@ class PostgresCommandStore:
         return [
             StoredCommand(
                 seq=row["seq"],
-                command=Command(
-                    command_id=row["command_id"],
-                    command_type=row["command_type"],
-                    payload=row["payload"],
-                    metadata=Metadata.model_validate(row["metadata"]),
-                ),
+                command=Command.model_validate_json(row["command"]),
                 stream=StreamId(
                     tenant_id=row["tenant_id"],
                     aggregate_type=row["aggregate_type"],
