@@ -175,13 +175,6 @@ def test_a_second_generated_migration_applies_on_top_of_the_first_with_rows_pres
     assert migration_state.check(tmp_path, [v2]).ok
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=psycopg.errors.InsufficientPrivilege,
-    reason="anon may not execute intent.current_tenant_id() (nor use schema intent), so the "
-    "tenant policy of an anon reader fails instead of returning no rows; needs a grant in "
-    "the event store's migrations (reported to the lead)",
-)
 def test_an_anon_reader_sees_no_rows_without_a_tenant(
     conn: psycopg.Connection[Any], schema: str, tmp_path: Path
 ) -> None:
