@@ -9,7 +9,6 @@ Several pumps may run side by side: claims are serialised in the database.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -69,14 +68,15 @@ class DirectDispatcher:
 
 @dataclass(frozen=True)
 class PumpSettings:
-    batch_limit: int = 100
+    batch_limit: int = 250
     poll_interval: float = 1.0
     concurrency: int = 4  # batches dispatched and not yet finished, per pump
     sweep_after: timedelta = timedelta(seconds=60)
-    # With a batch already in flight, wait this long after the previous claim before the
-    # next one, so that under load batches fill up (a workflow costs the Temporal server
-    # the same whatever its size) while a lone command at low load is claimed at once.
-    linger: float = 0.1
+    # After a claim that did not fill a batch, with a batch still in flight, wait this long
+    # after it before the next claim, so that under load batches fill up (a workflow costs
+    # the Temporal server the same whatever its size). A lone command at low load, and a
+    # backlog (the last claim was full), are claimed at once.
+    linger: float = 0.2
     name: str = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -96,6 +96,8 @@ class Pump:
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.settings.concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._idle = asyncio.Event()  # set while no batch is in flight
+        self._idle.set()
         self.batches_dispatched = 0
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -103,27 +105,28 @@ class Pump:
         listener = asyncio.create_task(self._listen(stop))
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
-        last_claim = -1e9
+        last_claim, last_full = -1e9, False
         try:
             while not stop.is_set():
                 if loop.time() >= next_sweep:
                     await self._sweep()
                     next_sweep = loop.time() + self.settings.sweep_after.total_seconds() / 2
                 await self._slots.acquire()
-                if self._tasks:
+                if self._tasks and not last_full:
                     linger = last_claim + self.settings.linger - loop.time()
-                    if linger > 0:
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(stop.wait(), linger)
+                    if linger > 0:  # cut short when nothing is in flight any more
+                        await _wait_any(self._idle, stop, linger)
                 self._wake.clear()
                 last_claim = loop.time()
                 batch = await self._store.claim(
                     self.settings.batch_limit, claimed_by=self.settings.name
                 )
                 if batch is None:
+                    last_full = False
                     self._slots.release()
                     await _wait_any(self._wake, stop, self.settings.poll_interval)
                     continue
+                last_full = len(batch.command_ids) >= self.settings.batch_limit
                 self._start(batch.batch_id)
         finally:
             listener.cancel()
@@ -147,7 +150,13 @@ class Pump:
         self.batches_dispatched += 1
         task = asyncio.create_task(dispatch())
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._idle.clear()
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not self._tasks:
+            self._idle.set()
 
     async def _sweep(self) -> None:
         try:

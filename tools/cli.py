@@ -160,13 +160,13 @@ def db_url() -> None:
     help="Process batches in this process without Temporal: only for the benchmark's "
     "comparison and for tests.",
 )
-@click.option("--batch-limit", type=click.IntRange(1, 10_000), default=100, show_default=True,
+@click.option("--batch-limit", type=click.IntRange(1, 10_000), default=250, show_default=True,
               help="Most commands claimed into one batch.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Batches in flight at once from this pump.")
 @click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=1.0,
               show_default=True, help="Seconds between polls when no NOTIFY arrives.")
-@click.option("--linger", type=click.FloatRange(0, 5), default=0.1, show_default=True,
+@click.option("--linger", type=click.FloatRange(0, 5), default=0.2, show_default=True,
               help="With a batch in flight, seconds to wait after the last claim before the "
               "next, so that batches fill up under load (0: claim at once).")
 @click.option("--sweep-after", type=click.FloatRange(0.1, 86_400), default=60.0,
