@@ -20,6 +20,7 @@ from uuid import UUID
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
+from projections.apply import StaleWriteError
 from pump.batch_processor import BatchProcessor
 from pump.command_store import PostgresCommandStore
 from pump.database import Conn
@@ -55,7 +56,7 @@ class DirectDispatcher:
             try:
                 await self._processor.process(batch_id)
                 return
-            except (psycopg.Error, OSError) as exc:  # infrastructure: retried
+            except (psycopg.Error, OSError, StaleWriteError) as exc:  # retried
                 error = {"attempt": attempt, "type": type(exc).__name__, "message": str(exc)}
                 log.warning("batch %s attempt %d failed: %s", batch_id, attempt, exc)
                 if attempt == self._max_attempts:

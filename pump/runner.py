@@ -7,9 +7,11 @@ import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
 
+from psycopg_pool import AsyncConnectionPool
+
 from domain.app import registry, sagas
 from pump.batch_processor import BatchProcessor
-from pump.database import open_pool
+from pump.database import Conn, open_pool
 from pump.pump import DirectDispatcher, Dispatcher, Pump, PumpSettings
 from pump.saga_router import SagaRouter
 from pump.saga_worker import build_saga_worker, saga_task_queue, saga_timer_overrides
@@ -41,7 +43,7 @@ async def _pump(
         stack.push_async_callback(pool.close)
         dispatcher: Dispatcher
         if direct:
-            dispatcher = DirectDispatcher(BatchProcessor(pool, registry))
+            dispatcher = DirectDispatcher(_processor(pool))
             mode = "direct mode, no Temporal"
         else:
             temporal = TemporalSettings.from_env()
@@ -57,6 +59,14 @@ async def _pump(
         log(f"pump stopped after dispatching {pump.batches_dispatched} batch(es)")
 
 
+def _processor(pool: AsyncConnectionPool[Conn]) -> BatchProcessor:
+    """The batch code with the app's inline projections applied in its transaction."""
+    from projections.app import catalog
+    from projections.inline import InlineProjections
+
+    return BatchProcessor(pool, registry, inline=InlineProjections(catalog, registry=registry))
+
+
 def run_worker(url: str, *, max_activities: int, log: Log) -> None:
     asyncio.run(_worker(url, max_activities, log))
 
@@ -70,7 +80,7 @@ async def _worker(url: str, max_activities: int, log: Log) -> None:
         stack.push_async_callback(pool.close)
         client = await connect(temporal)
         batches = build_worker(
-            client, BatchProcessor(pool, registry), temporal.task_queue,
+            client, _processor(pool), temporal.task_queue,
             max_activities=max_activities,
         )
         saga_worker = build_saga_worker(client, pool, registry, saga_queue)

@@ -286,9 +286,12 @@ def test(no_lint: bool, pytest_args: tuple[str, ...]) -> None:
 def _register_subcommands() -> None:
     from tools.bench.cli import bench
     from tools.command_types_cli import commands
+    from tools.projections_cli import projections
+    from tools.rls_cli import rls
+    from tools.snapshots_cli import snapshots
 
-    main.add_command(bench)
-    main.add_command(commands)
+    for group in (bench, commands, projections, rls, snapshots):
+        main.add_command(group)
 
 
 _register_subcommands()

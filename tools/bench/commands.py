@@ -83,9 +83,14 @@ class Plan:
     commands: int  # throughput: commands per side per round
     submitters: int  # throughput: concurrent callers
     latency_commands: int  # low load: commands per side per round, one at a time
-    batch_limit: int = 100
+    drain_commands: int = 0  # backlog drain: commands per side per round (0: `commands`)
+    batch_limit: int = 250
     pump_concurrency: int = 4
     warmup_fraction: float = 0.2
+
+    @property
+    def drained(self) -> int:
+        return self.drain_commands or self.commands
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -95,13 +100,15 @@ class Plan:
             "throughput_commands_per_side_per_round": self.commands,
             "submitters": self.submitters,
             "low_load_commands_per_side_per_round": self.latency_commands,
+            "drain_commands_per_side_per_round": self.drained,
             "pump_batch_limit": self.batch_limit,
             "pump_concurrency": self.pump_concurrency,
         }
 
 
 FULL = Plan(
-    name="full", rounds=5, aggregates=2_000, commands=3_000, submitters=16, latency_commands=60
+    name="full", rounds=5, aggregates=2_000, commands=3_000, submitters=16, latency_commands=60,
+    drain_commands=10_000,
 )
 QUICK = Plan(
     name="quick", rounds=1, aggregates=100, commands=200, submitters=8, latency_commands=5
@@ -430,6 +437,7 @@ class CommandBench:
         self.items: list[tuple[Caller, UUID]] = []
         self.results = {s.name: SideResults(s) for s in self.sides}
         self._rng = random.Random(20261122)
+        self._processors: dict[str, BatchProcessor] = {}
         self._done = asyncio.Event()
 
     @asynccontextmanager
@@ -484,7 +492,17 @@ class CommandBench:
             await self.submit_pool.close()
 
     def _processor(self, side: Side) -> BatchProcessor:
-        return BatchProcessor(self.pipeline_pool, registry, bulk=not side.per_stream)
+        """One per side for the whole run, as a worker process keeps its own (and with it
+        the states it committed)."""
+        from projections.app import catalog
+        from projections.inline import InlineProjections
+
+        if side.name not in self._processors:
+            self._processors[side.name] = BatchProcessor(
+                self.pipeline_pool, registry, bulk=not side.per_stream,
+                inline=InlineProjections(catalog, registry=registry),
+            )
+        return self._processors[side.name]
 
     def _dispatcher(self, side: Side) -> Dispatcher:
         if side.temporal:
@@ -688,7 +706,7 @@ class CommandBench:
                     await self.throughput(side, plan.commands, record=True)
                     advance(f"round {r + 1}: throughput {side.name}")
                 for side in order:
-                    await self.drain(side, plan.commands, record=True)
+                    await self.drain(side, plan.drained, record=True)
                     advance(f"round {r + 1}: backlog drain {side.name}")
                 for side in order:
                     await self.low_load(side, plan.latency_commands, record=True)

@@ -1,0 +1,102 @@
+"""Inline projections in the worker's transaction: when a command shows processed, its read
+model row is already there, and only the caller's tenant can read it."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from psycopg_pool import AsyncConnectionPool
+
+from domain.app import registry
+from domain.contracts import StreamId
+from projections.app import catalog
+from projections.inline import InlineProjections
+from pump.batch_processor import BatchProcessor
+from pump.command_store import PostgresCommandStore
+from pump.database import Conn
+from tests.integration.pipeline import enqueue, statuses
+from tests.integration.streams import TENANT_B, new_stream
+
+pytestmark = pytest.mark.integration
+
+
+def processor(pool: AsyncConnectionPool[Conn], *, bulk: bool = True) -> BatchProcessor:
+    return BatchProcessor(
+        pool, registry, bulk=bulk, inline=InlineProjections(catalog, registry=registry)
+    )
+
+
+async def process_pending(pool: AsyncConnectionPool[Conn], batch: BatchProcessor) -> None:
+    store = PostgresCommandStore(pool)
+    while (claimed := await store.claim(100)) is not None:
+        await batch.process(claimed.batch_id)
+
+
+async def stock_row(
+    pool: AsyncConnectionPool[Conn], stream: StreamId, *, as_tenant: UUID | None = None
+) -> tuple[Any, ...] | None:
+    """The item's stock_levels row, read by the worker role or, with `as_tenant`, by an
+    authenticated user of that tenant under RLS."""
+    query = ("select sku, on_hand, reserved, event_position from public.stock_levels"
+             " where item_id = %s")
+    async with pool.connection() as conn, conn.transaction():
+        if as_tenant is not None:
+            claims = {"sub": str(uuid4()), "role": "authenticated",
+                      "app_metadata": {"tenant_id": str(as_tenant)}}
+            await conn.execute(
+                "select set_config('role', 'authenticated', true),"
+                " set_config('request.jwt.claims', %s, true)", (json.dumps(claims),)
+            )
+        row = await (await conn.execute(query, (stream.aggregate_id,))).fetchone()
+    return tuple(row) if row is not None else None
+
+
+@pytest.mark.parametrize("bulk", [True, False], ids=["bulk", "per-stream"])
+async def test_a_processed_command_has_its_inline_read_model_row(
+    pool: AsyncConnectionPool[Conn], bulk: bool
+) -> None:
+    stream = new_stream()
+    ids = [await enqueue(pool, stream, "register_item", sku="INL-1", name="Widget")]
+    ids += [await enqueue(pool, stream, "receive_stock", quantity=q) for q in (4, 6)]
+    ids.append(await enqueue(pool, stream, "reserve_stock", order_id=uuid4(), quantity=3))
+    await process_pending(pool, processor(pool, bulk=bulk))
+    assert set((await statuses(pool, ids)).values()) == {"processed"}
+    row = await stock_row(pool, stream)
+    assert row is not None
+    sku, on_hand, reserved, position = row
+    assert (sku, on_hand, reserved) == ("INL-1", 7, 3)
+    async with pool.connection() as conn:
+        last = await (await conn.execute(
+            "select max(position) from intent.events where aggregate_id = %s",
+            (stream.aggregate_id,),
+        )).fetchone()
+    assert last is not None
+    assert position == last[0]
+
+
+async def test_a_read_model_row_is_visible_to_its_tenant_only(
+    pool: AsyncConnectionPool[Conn],
+) -> None:
+    stream = new_stream()
+    await enqueue(pool, stream, "register_item", sku="INL-2", name="Gadget")
+    await process_pending(pool, processor(pool))
+    mine = await stock_row(pool, stream, as_tenant=stream.tenant_id)
+    assert mine is not None
+    assert mine[0] == "INL-2"
+    assert await stock_row(pool, stream, as_tenant=TENANT_B) is None
+
+
+async def test_a_rejected_command_changes_no_read_model_row(
+    pool: AsyncConnectionPool[Conn],
+) -> None:
+    stream = new_stream()
+    await enqueue(pool, stream, "register_item", sku="INL-3", name="Thing")
+    await process_pending(pool, processor(pool))
+    before = await stock_row(pool, stream)
+    too_many = await enqueue(pool, stream, "reserve_stock", order_id=uuid4(), quantity=99)
+    await process_pending(pool, processor(pool))
+    assert (await statuses(pool, [too_many]))[too_many] == "rejected"
+    assert await stock_row(pool, stream) == before

@@ -1,0 +1,270 @@
+"""`intent projections run` and `intent projections rebuild`: applying the read models."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from projections.metadata import Projection
+    from pump.feed import FeedPosition
+
+EXIT_FAILED = 1
+EXIT_ENVIRONMENT = 3
+
+R = TypeVar("R")
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _catalog_projections(names: tuple[str, ...]) -> list[Projection]:
+    from projections.app import catalog
+
+    if not names:
+        return list(catalog)
+    chosen = []
+    for name in names:
+        try:
+            chosen.append(catalog.get(name))
+        except KeyError as exc:
+            raise click.BadParameter(str(exc.args[0]), param_hint="--only") from None
+    return chosen
+
+
+def _database_url(given: str | None) -> str:
+    from tools import settings
+
+    if given:
+        return given
+    try:
+        return settings.database().url
+    except settings.SettingsError as exc:
+        err.print(f"[red]intent:[/red] {exc}")
+        sys.exit(EXIT_ENVIRONMENT)
+
+
+def _run_async(work: Callable[[], Coroutine[Any, Any, R]]) -> R:
+    """Run `work`; an unreachable database is the environment's fault (exit 3)."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    try:
+        return asyncio.run(work())
+    except (psycopg.OperationalError, PoolTimeout) as exc:
+        err.print(f"[red]intent: the database is not usable:[/red] {str(exc).strip()}")
+        sys.exit(EXIT_ENVIRONMENT)
+
+
+async def _reachable(url: str) -> None:
+    """Fail fast and clearly on a database that cannot be reached (a pool would retry for
+    half a minute, logging each attempt)."""
+    import psycopg
+
+    conn = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
+    await conn.close()
+
+
+def _logging() -> None:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@click.command("run")
+@click.option("--only", "only", multiple=True, metavar="NAME",
+              help="Run only this projection (repeat for several). Default: every async one.")
+@click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=0.25,
+              show_default=True, help="Seconds between polls of the feed when it is idle.")
+@click.option("--page-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
+              help="Most events applied in one transaction.")
+def run(only: tuple[str, ...], poll_interval: float, page_size: int) -> None:
+    """Follow the event feed and apply the async projections, until SIGTERM or Ctrl-C.
+
+    Each projection reads the feed from its checkpoint in intent.checkpoints
+    (consumer projection:<name>@<version>); every page is applied and the checkpoint moved
+    in one transaction, under the projection's advisory lock, so each event is applied
+    exactly once and several runners may run side by side. A failing event stops only its
+    projection: the error (event id, type, position, message) is logged and stored in
+    intent.checkpoints.error, and the projection is retried with backoff (1 s doubling to
+    60 s) until it passes. Inline projections are applied by the worker, not here; a new
+    one is caught up with `intent projections rebuild NAME` (a warning names those that
+    need it). Database from DATABASE_URL or the embedded cluster. Exit 0 when stopped,
+    2 for an unknown or inline --only name, 3 when the database cannot be reached.
+    """
+    chosen = _catalog_projections(only)
+    inline = [p.name for p in chosen if p.mode == "inline"]
+    if only and inline:
+        raise click.BadParameter(
+            f"{', '.join(inline)} is inline (applied by the worker); catch it up with "
+            "`intent projections rebuild NAME`",
+            param_hint="--only",
+        )
+    url = _database_url(None)
+    _logging()
+    _run_async(lambda: _run(url, chosen, poll_interval, page_size))
+
+
+async def _run(
+    url: str, chosen: list[Projection], poll_interval: float, page_size: int
+) -> None:
+    from domain.app import registry
+    from projections.runner import ProjectionRunner, inline_catch_up_needed
+    from pump.database import open_pool
+
+    await _reachable(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async_ones = [p for p in chosen if p.mode == "async"]
+    pool = await open_pool(url, min_size=1, max_size=len(async_ones) + 2, name="projections")
+    try:
+        for projection in await inline_catch_up_needed(pool, chosen):
+            err.print(
+                f"[yellow]warning:[/yellow] inline projection {projection.name} has never "
+                "been rebuilt, and the store holds events it reads: if it was added after "
+                "some of them, it lacks them. Run `intent projections rebuild "
+                f"{projection.name}` once (that also silences this warning)."
+            )
+        runner = ProjectionRunner(
+            pool, async_ones, registry=registry, page_size=page_size,
+            poll_interval=poll_interval,
+        )
+        names = ", ".join(p.name for p in async_ones) or "none"
+        err.print(f"projection runner running (async projections: {names}; "
+                  f"pages of up to {page_size})")
+        await runner.run(stop)
+        if not async_ones:
+            await stop.wait()
+        applied = sum(runner.applied.values())
+        err.print(f"projection runner stopped after applying {applied} event(s)")
+    finally:
+        await pool.close()
+
+
+class _RateColumn(ProgressColumn):
+    """Events per second, as rich measures the task's speed."""
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        return Text(f"{speed:,.0f} events/s" if speed else "", style="cyan")
+
+
+def _position(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> FeedPosition | None:
+    from projections.rebuild import parse_position
+
+    if value is None:
+        return None
+    try:
+        return parse_position(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command("rebuild")
+@click.argument("name")
+@click.option("--from-position", callback=_position, metavar="TXID:POS",
+              help="Start after this feed position instead of the beginning: the rebuilt "
+              "rows then reflect only later events.")
+@click.option("--database-url", metavar="URL",
+              help="Rebuild in this database instead of DATABASE_URL / the embedded cluster.")
+@click.option("--page-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
+              help="Most events applied in one transaction.")
+@click.option("--lock-timeout", type=click.FloatRange(0.1, 600), default=5.0,
+              show_default=True,
+              help="Seconds the swap waits for its locks before it catches up and retries.")
+def rebuild(
+    name: str,
+    from_position: FeedPosition | None,
+    database_url: str | None,
+    page_size: int,
+    lock_timeout: float,
+) -> None:
+    """Rebuild projection NAME from the feed beside the live tables, then swap it in.
+
+    Builds <table>__rebuild twins from the whole feed (or after --from-position) with a
+    checkpoint of their own, showing progress and events/s; the live tables stay readable.
+    Once caught up, one short transaction under the projection's lock applies what came
+    since, renames live -> <table>__old and twin -> <table> (indexes and primary key too),
+    drops the old tables, restores Realtime publication membership and sets the live
+    checkpoint to where the rebuild ended. For an inline projection the swap also locks
+    the live tables, so the worker's writes wait for it. Exit 0 when swapped in, 1 when a
+    handler or write failed (the live tables are unchanged; the error is stored on the
+    checkpoint <consumer>:rebuild), 2 for an unknown projection, 3 when the database
+    cannot be reached.
+    """
+    from projections.app import catalog
+
+    try:
+        projection = catalog.get(name)
+    except KeyError as exc:
+        raise click.BadParameter(str(exc.args[0]), param_hint="NAME") from None
+    url = _database_url(database_url)
+    _logging()
+    _run_async(lambda: _rebuild(url, projection, from_position, page_size, lock_timeout))
+
+
+async def _rebuild(
+    url: str,
+    projection: Projection,
+    start: FeedPosition | None,
+    page_size: int,
+    lock_timeout: float,
+) -> None:
+    from domain.app import registry
+    from projections.rebuild import Rebuilder, RebuildError
+    from pump.database import open_pool
+    from pump.feed import START
+
+    await _reachable(url)
+    pool = await open_pool(url, min_size=1, max_size=3, name="rebuild")
+    try:
+        with Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+            TimeElapsedColumn(), console=err, transient=True,
+            refresh_per_second=4,  # its thread competes with the rebuild for the GIL
+        ) as progress:
+            task = progress.add_task(f"rebuilding {projection.name}", total=None)
+
+            def advance(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            rebuilder = Rebuilder(
+                pool, projection, registry=registry, page_size=page_size,
+                lock_timeout=lock_timeout, on_progress=advance,
+            )
+            try:
+                result = await rebuilder.run(start or START)
+            except RebuildError as exc:
+                err.print(f"[red]intent: rebuild failed:[/red] {exc}")
+                sys.exit(EXIT_FAILED)
+    finally:
+        await pool.close()
+    end = result.end
+    err.print(
+        f"rebuilt {projection.name}: {result.events:,} events read ({result.handled:,} "
+        f"applied) in {result.seconds:.1f} s, {result.events_per_second:,.0f} events/s; "
+        f"swap {result.swap_seconds * 1000:.0f} ms ({result.swap_events} events, "
+        f"{result.swap_attempts} attempt(s)); checkpoint {projection.consumer} at "
+        f"{end.transaction_id}:{end.position}"
+    )
