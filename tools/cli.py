@@ -288,9 +288,10 @@ def _register_subcommands() -> None:
     from tools.command_types_cli import commands
     from tools.projections_cli import projections
     from tools.rls_cli import rls
+    from tools.schemas_cli import schemas
     from tools.snapshots_cli import snapshots
 
-    for group in (bench, commands, projections, rls, snapshots):
+    for group in (bench, commands, projections, rls, schemas, snapshots):
         main.add_command(group)
 
 
