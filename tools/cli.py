@@ -286,12 +286,14 @@ def test(no_lint: bool, pytest_args: tuple[str, ...]) -> None:
 def _register_subcommands() -> None:
     from tools.bench.cli import bench
     from tools.command_types_cli import commands
+    from tools.gateway.cli import gateway
     from tools.projections_cli import projections
     from tools.rls_cli import rls
     from tools.schemas_cli import schemas
     from tools.snapshots_cli import snapshots
+    from tools.token_cli import token
 
-    for group in (bench, commands, projections, rls, schemas, snapshots):
+    for group in (bench, commands, gateway, projections, rls, schemas, snapshots, token):
         main.add_command(group)
 
 
