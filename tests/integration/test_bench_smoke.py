@@ -101,3 +101,6 @@ def test_quick_commands_bench_runs_both_modes_end_to_end(
         "temporal low-load p99 ms",
     }
     assert "in-process" in report["processes"]
+    hop = report["function_hop"]
+    assert hop["rpc"]["samples"] == hop["function"]["samples"] > 0
+    assert hop["function"]["p50_ms"] > 0

@@ -214,6 +214,9 @@ def commands(
     (1) throughput: concurrent submitters, receive_stock to many registered items
     (2) backlog drain: the same submitted with no pump running, then pump start to done
     (3) low load: one command at a time, submit to processed
+    (4) function hop: the same request one at a time through the local gateway, to
+        /rest/v1/rpc/submit_command and to the `command` edge function (under Deno),
+        time to the 202; prints the hop's overhead at p50 and p99
     Targets (Temporal side): >= 1,000 commands/s; >= 0.90 of direct (both judged for
     (1) and (2)); low-load p50 <= 50 ms and p99 <= 150 ms.
 

@@ -21,6 +21,8 @@ warm-up of each side):
   backlog drain: the same number of commands submitted while no pump runs, then the time
       from starting the side's pump to the last command processed: the pipeline's own
       capacity, without the load generator's CPU in the timed part;
+  function hop (after the rounds): the edge function's overhead beside the RPC, through the
+      local gateway (tools/bench/ingress.py);
   low load: one command at a time (submit, wait until it is processed, then the next); the
       figure is each command's time from before the submit to the moment the benchmark sees
       it processed (a LISTEN on the pumps' channel wakes the check; the batch commit
@@ -57,6 +59,7 @@ from pump.batch_processor import BatchProcessor
 from pump.database import Conn, open_pool
 from pump.pump import CHANNEL, DirectDispatcher, Dispatcher, Pump, PumpSettings
 from tools.bench.append import BenchError, server_facts
+from tools.bench.ingress import HopResults, measure_hop
 from tools.bench.stats import Comparison, Series, median, spread, verdict
 
 SUBMIT = "select public.submit_command(command_type => %s, payload => %s)"
@@ -87,6 +90,7 @@ class Plan:
     batch_limit: int = 250
     pump_concurrency: int = 4
     warmup_fraction: float = 0.2
+    hop_requests: int = 100  # function hop: requests per path per round
 
     @property
     def drained(self) -> int:
@@ -111,7 +115,8 @@ FULL = Plan(
     drain_commands=10_000,
 )
 QUICK = Plan(
-    name="quick", rounds=1, aggregates=100, commands=200, submitters=8, latency_commands=5
+    name="quick", rounds=1, aggregates=100, commands=200, submitters=8, latency_commands=5,
+    hop_requests=10,
 )
 
 
@@ -335,6 +340,7 @@ class Results:
     finished_at: datetime
     tenants: list[UUID]
     clients: int = 1
+    hop: HopResults | None = None
 
     @property
     def direct(self) -> SideResults:
@@ -414,6 +420,7 @@ class Results:
             },
             "targets": [t.as_json() for t in self.targets],
             "targets_met": self.all_met,
+            "function_hop": self.hop.as_json() if self.hop is not None else None,
         }
 
 
@@ -438,6 +445,7 @@ class CommandBench:
         self.results = {s.name: SideResults(s) for s in self.sides}
         self._rng = random.Random(20261122)
         self._processors: dict[str, BatchProcessor] = {}
+        self.hop: HopResults | None = None
         self._done = asyncio.Event()
 
     @asynccontextmanager
@@ -682,7 +690,7 @@ class CommandBench:
 
     async def run(self) -> None:
         plan = self.plan
-        steps = 1 + len(self.sides) * (plan.rounds + 1) * 3
+        steps = 1 + len(self.sides) * (plan.rounds + 1) * 3 + plan.rounds + 1
         task = self.progress.add_task("commands", total=steps) if self.progress else None
 
         def advance(what: str) -> None:
@@ -711,6 +719,29 @@ class CommandBench:
                 for side in order:
                     await self.low_load(side, plan.latency_commands, record=True)
                     advance(f"round {r + 1}: low load {side.name}")
+            self.hop = await measure_hop(
+                self.url,
+                [(caller.tenant_id, caller.user_id, item) for caller, item in self.items],
+                rounds=plan.rounds, requests=plan.hop_requests, advance=advance,
+            )
+            await self._settle()
+            advance("processed the function hop's commands")
+
+    async def _settle(self) -> None:
+        """Process what the function-hop measurement submitted (untimed), so that the run
+        leaves no pending commands behind."""
+        async with self._pump(DIRECT):
+            while True:
+                async with self.submit_pool.connection() as conn:
+                    cur = await conn.execute(
+                        "select count(*) from intent.commands where tenant_id = any(%s)"
+                        " and status in ('pending', 'dispatched')",
+                        (self.tenants,),
+                    )
+                    row = await cur.fetchone()
+                if row is None or row[0] == 0:
+                    return
+                await asyncio.sleep(0.1)
 
 
 async def run_commands(
@@ -729,6 +760,7 @@ async def run_commands(
     return Results(
         plan=plan, sides=bench.results, server=server, started_at=started,
         finished_at=datetime.now(UTC), tenants=bench.tenants, clients=clients,
+        hop=bench.hop,
     )
 
 
@@ -793,6 +825,15 @@ def summary_lines(results: Results) -> list[str]:
         f"paired temporal/direct ratio (median of per-round ratios): "
         f"{results.comparison.paired_ratio(results.direct.rate):.2f}",
     ]
+    if results.hop is not None:
+        hop = results.hop
+        lines.append(
+            f"function hop (one request at a time, to the 202): rpc p50/p99 "
+            f"{hop.percentile('rpc', 50):.1f}/{hop.percentile('rpc', 99):.1f} ms, "
+            f"function {hop.percentile('function', 50):.1f}/"
+            f"{hop.percentile('function', 99):.1f} ms: the hop adds "
+            f"{hop.overhead(50):.1f} ms at p50, {hop.overhead(99):.1f} ms at p99"
+        )
     bad = sum(s.rejected for s in results.sides.values())
     if bad:
         lines.append(f"[red]{bad} command(s) were not processed[/red]")
