@@ -12,6 +12,7 @@ from pump.aggregates import AggregateRepository
 from pump.database import Conn, open_pool
 from pump.event_store import PostgresEventStore
 from pump.feed import GlobalFeed
+from tests.integration.projection_kit import Made
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +37,12 @@ def repo(pool: AsyncConnectionPool[Conn]) -> AggregateRepository:
 @pytest.fixture
 def feed(pool: AsyncConnectionPool[Conn]) -> GlobalFeed:
     return GlobalFeed(pool)
+
+
+@pytest.fixture
+async def made(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Made]:
+    helper = Made(pool)
+    try:
+        yield helper
+    finally:
+        await helper.drop_all()

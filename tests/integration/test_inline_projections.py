@@ -4,7 +4,7 @@ while the worker keeps writing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from uuid import uuid4
 
 import pytest
@@ -19,8 +19,7 @@ from projections.metadata import Column, Op, Table, Upsert
 from projections.rebuild import Rebuilder
 from pump.database import Conn
 from pump.event_store import PostgresEventStore
-from tests.integration.streams import new_stream, received, registered
-from tests.integration.test_projection_runner import (
+from tests.integration.projection_kit import (
     Made,
     append,
     checkpoint_of,
@@ -28,17 +27,11 @@ from tests.integration.test_projection_runner import (
     head,
     table_rows,
 )
+from tests.integration.streams import new_stream, received, registered
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def made(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Made]:
-    helper = Made(pool)
-    try:
-        yield helper
-    finally:
-        await helper.drop_all()
 
 
 async def test_inline_rows_commit_and_roll_back_with_the_append(

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -30,8 +30,7 @@ from projections.sql import PUBLICATION, projection_ddl
 from pump.database import Conn
 from pump.event_store import PostgresEventStore
 from pump.feed import FeedPosition
-from tests.integration.streams import new_stream, received, registered
-from tests.integration.test_projection_runner import (
+from tests.integration.projection_kit import (
     Made,
     append,
     checkpoint_of,
@@ -40,18 +39,12 @@ from tests.integration.test_projection_runner import (
     runner_for,
     table_rows,
 )
+from tests.integration.streams import new_stream, received, registered
 from tools import settings
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-async def made(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Made]:
-    helper = Made(pool)
-    try:
-        yield helper
-    finally:
-        await helper.drop_all()
 
 
 async def catalog_state(pool: AsyncConnectionPool[Conn], projection: Projection) -> dict[str, Any]:
