@@ -71,7 +71,9 @@ class DirectDispatcher:
 class PumpSettings:
     batch_limit: int = 250
     poll_interval: float = 1.0
-    concurrency: int = 4  # batches dispatched and not yet finished, per pump
+    # Batches dispatched and not yet finished, per pump: enough that a batch waiting on
+    # Temporal (start, workflow task, result: ~100 ms each) never leaves the worker idle.
+    concurrency: int = 6
     sweep_after: timedelta = timedelta(seconds=60)
     # After a claim that did not fill a batch, with a batch still in flight, wait this long
     # after it before the next claim, so that under load batches fill up (a workflow costs

@@ -162,7 +162,7 @@ def db_url() -> None:
 )
 @click.option("--batch-limit", type=click.IntRange(1, 10_000), default=250, show_default=True,
               help="Most commands claimed into one batch.")
-@click.option("--concurrency", type=click.IntRange(1, 64), default=4, show_default=True,
+@click.option("--concurrency", type=click.IntRange(1, 64), default=6, show_default=True,
               help="Batches in flight at once from this pump.")
 @click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=1.0,
               show_default=True, help="Seconds between polls when no NOTIFY arrives.")

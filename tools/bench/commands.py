@@ -88,7 +88,7 @@ class Plan:
     latency_commands: int  # low load: commands per side per round, one at a time
     drain_commands: int = 0  # backlog drain: commands per side per round (0: `commands`)
     batch_limit: int = 250
-    pump_concurrency: int = 4
+    pump_concurrency: int = 6
     warmup_fraction: float = 0.2
     hop_requests: int = 100  # function hop: requests per path per round
 
