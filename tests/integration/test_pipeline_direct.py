@@ -40,10 +40,10 @@ async def test_commands_from_many_writers_are_processed_once_in_submission_order
     ids = [await enqueue(pool, s, "register_item", sku="S", name="Widget") for s in streams]
 
     async def writer(seed: int) -> None:
-        rng = random.Random(seed)
+        rng, user = random.Random(seed), uuid4()
         for _ in range(20):
             stream = rng.choice(streams)
-            ids.append(await enqueue(pool, stream, "receive_stock", user_id=uuid4(),
+            ids.append(await enqueue(pool, stream, "receive_stock", user_id=user,
                                      quantity=rng.randint(1, 9)))
 
     async with running_pumps(pool, database_url, count=2, batch_limit=16, concurrency=3):

@@ -75,9 +75,9 @@ async def test_two_pumps_and_two_workers_process_every_command_once_in_order(
     ids = [await enqueue(pool, s, "register_item", sku="S", name="W") for s in streams]
 
     async def writer(seed: int) -> None:
-        rng = random.Random(seed)
+        rng, user = random.Random(seed), uuid4()
         for _ in range(15):
-            ids.append(await enqueue(pool, rng.choice(streams), "receive_stock",
+            ids.append(await enqueue(pool, rng.choice(streams), "receive_stock", user_id=user,
                                      quantity=rng.randint(1, 5)))
 
     async with temporal_pipeline(pool, database_url, temporal_env, pumps=2, workers=2):
@@ -136,7 +136,9 @@ async def test_commands_submitted_by_many_users_through_the_ingress_run_once_in_
                 answer = await submit(pool, Caller(tenant_id=tenant), "inventory.register_item",
                                       register(item))
                 ids.append(UUID(answer["command_id"]))
-        twice = [submit(pool, callers[0], "inventory.receive_stock",
+        # A caller of its own: its two submissions run concurrently with the others'.
+        again = Caller(tenant_id=tenants[0])
+        twice = [submit(pool, again, "inventory.receive_stock",
                         {"item_id": str(items[tenants[0]][0]), "quantity": 100},
                         command_id=repeated) for _ in range(2)]
         await asyncio.gather(*(user(c, i) for i, c in enumerate(callers)), *twice)
