@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Self
 from uuid import UUID
 
@@ -38,8 +39,14 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@lru_cache(maxsize=4096)
+def _is_type_name(value: str) -> bool:
+    """Cached: a store holds few type names, and every event read checks two of them."""
+    return len(value) <= TYPE_NAME_MAX and TYPE_NAME.fullmatch(value) is not None
+
+
 def check_type_name(value: str) -> str:
-    if len(value) > TYPE_NAME_MAX or not TYPE_NAME.fullmatch(value):
+    if not _is_type_name(value):
         raise ValueError(
             f"{value!r} is not a valid type name: use dotted lower-case words such as "
             f"'inventory.item' (at most {TYPE_NAME_MAX} characters)"

@@ -19,6 +19,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
@@ -151,18 +152,24 @@ class Table(_Model):
 # -- what a handler returns ----------------------------------------------------------------
 
 
-class Upsert(_Model):
+@dataclass(frozen=True, slots=True)
+class Upsert:
     """Insert the row `key` (+ `set`, + `add` as initial values) or, when it exists, set
-    `set` and add `add` to the current values. `key` is the primary key without tenant_id."""
+    `set` and add `add` to the current values. `key` is the primary key without tenant_id.
 
-    table: Identifier
+    A plain dataclass, not a pydantic model: a handler makes one per event, and the applier
+    checks every table, column and value against the metadata anyway (a name it does not
+    know is refused there, never rendered)."""
+
+    table: str
     key: Mapping[str, Any]
-    set: Mapping[str, Any] = Field(default_factory=dict)
-    add: Mapping[str, int | float] = Field(default_factory=dict)
+    set: Mapping[str, Any] = field(default_factory=dict)
+    add: Mapping[str, int | float] = field(default_factory=dict)
 
 
-class Delete(_Model):
-    table: Identifier
+@dataclass(frozen=True, slots=True)
+class Delete:
+    table: str
     key: Mapping[str, Any]
 
 
