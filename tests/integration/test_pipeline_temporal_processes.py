@@ -4,12 +4,9 @@ either one killed with SIGKILL mid-run, then restarted: every command completes,
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from uuid import UUID, uuid4
 
 import pytest
@@ -18,27 +15,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from pump.database import Conn
 from tests.integration.pipeline import assert_once_in_order, enqueue, statuses, wait_terminal
+from tests.integration.processes import intent_process
 from tests.integration.streams import new_stream
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def intent_process(env: dict[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.cli", *args], env=env, stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
 
 
 PUMP = ("pump", "--batch-limit", "8", "--poll-interval", "0.1", "--sweep-after", "2",
@@ -63,8 +43,6 @@ async def test_a_killed_worker_or_pump_loses_nothing_and_duplicates_nothing(
     victim: str,
 ) -> None:
     env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
         "TEMPORAL_ADDRESS": temporal_env.client.service_client.config.target_host,
         "INTENT_TASK_QUEUE": f"intent-test-{uuid4().hex[:8]}",
     }
@@ -74,11 +52,11 @@ async def test_a_killed_worker_or_pump_loses_nothing_and_duplicates_nothing(
         for stream in streams:
             ids.append(await enqueue(pool, stream, "receive_stock", quantity=round_ + 1))
     with ExitStack() as stack:
-        worker = stack.enter_context(intent_process(env, "worker"))
-        pump = stack.enter_context(intent_process(env, *PUMP))
+        worker = stack.enter_context(intent_process(database_url, "worker", env=env))
+        pump = stack.enter_context(intent_process(database_url, *PUMP, env=env))
         await progress_then_kill(pool, ids, worker if victim == "worker" else pump)
-        stack.enter_context(intent_process(env, "worker" if victim == "worker" else PUMP[0],
-                                           *(() if victim == "worker" else PUMP[1:])))
+        again = ("worker",) if victim == "worker" else PUMP
+        stack.enter_context(intent_process(database_url, *again, env=env))
         final = await wait_terminal(pool, ids, seconds=120)
     assert set(final.values()) == {"processed"}
     await assert_once_in_order(pool, [s.aggregate_id for s in streams], ids, length=41)

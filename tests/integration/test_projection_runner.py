@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -42,6 +40,7 @@ from projections.sql import projection_ddl, table_ddl
 from pump.database import Conn
 from pump.event_store import PostgresEventStore
 from pump.feed import FeedPosition, GlobalFeed
+from tests.integration.processes import intent_process
 from tests.integration.projection_kit import (
     Made,
     append,
@@ -419,21 +418,9 @@ async def test_one_statement_per_page_writes_what_event_by_event_writes(
 # -- the runner as a process: SIGKILL mid-stream, restart, same as a rebuild ---------------
 
 
-@contextmanager
-def runner_process(database_url: str) -> Iterator[subprocess.Popen[str]]:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.cli", "projections", "run", "--only", "order_summaries",
-         "--page-size", "2", "--poll-interval", "0.05"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+def runner_process(database_url: str) -> AbstractContextManager[subprocess.Popen[str]]:
+    return intent_process(database_url, "projections", "run", "--only", "order_summaries",
+                          "--page-size", "2", "--poll-interval", "0.05")
 
 
 def order_event(tenant: UUID, order: UUID, version: int, event_type: str,

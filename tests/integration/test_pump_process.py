@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import subprocess
-import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from uuid import UUID
 
 import pytest
@@ -16,26 +13,15 @@ from psycopg_pool import AsyncConnectionPool
 
 from pump.database import Conn
 from tests.integration.pipeline import assert_once_in_order, enqueue, statuses, wait_terminal
+from tests.integration.processes import intent_process
 from tests.integration.streams import new_stream
 
 pytestmark = pytest.mark.integration
 
 
-@contextmanager
-def pump_process(database_url: str) -> Iterator[subprocess.Popen[str]]:
-    env = {**os.environ, "DATABASE_URL": database_url}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tools.cli", "pump", "--direct", "--batch-limit", "8",
-         "--poll-interval", "0.1", "--sweep-after", "1"],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        yield proc
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
+def pump_process(database_url: str) -> AbstractContextManager[subprocess.Popen[str]]:
+    return intent_process(database_url, "pump", "--direct", "--batch-limit", "8",
+                          "--poll-interval", "0.1", "--sweep-after", "1")
 
 
 async def test_a_pump_killed_mid_run_loses_nothing_and_duplicates_nothing(
