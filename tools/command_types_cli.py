@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 EXIT_STALE = 1
 
-_MIGRATIONS_OPTION = click.option(
+MIGRATIONS_DIR_OPTION = click.option(
     "--migrations-dir",
     type=click.Path(file_okay=False, path_type=Path),
     default=None,
@@ -22,7 +22,8 @@ _MIGRATIONS_OPTION = click.option(
 )
 
 
-def _folder(migrations_dir: Path | None) -> Path:
+def migrations_folder(migrations_dir: Path | None) -> Path:
+    """The --migrations-dir given, else the project's (shared by the generators' CLIs)."""
     from tools import settings
 
     return migrations_dir if migrations_dir is not None else settings.migrations_dir()
@@ -54,7 +55,7 @@ def commands() -> None:
 
 
 @commands.command("generate")
-@_MIGRATIONS_OPTION
+@MIGRATIONS_DIR_OPTION
 def generate_command(migrations_dir: Path | None) -> None:
     """Write a new allow-list migration when the registry changed.
 
@@ -64,7 +65,7 @@ def generate_command(migrations_dir: Path | None) -> None:
     """
     from tools.command_types import differences, generate
 
-    folder = _folder(migrations_dir)
+    folder = migrations_folder(migrations_dir)
     result = generate(folder, _app_registry())
     state = result.status
     count = len(state.expected_rows)
@@ -83,7 +84,7 @@ def generate_command(migrations_dir: Path | None) -> None:
 
 
 @commands.command("check")
-@_MIGRATIONS_OPTION
+@MIGRATIONS_DIR_OPTION
 def check_command(migrations_dir: Path | None) -> None:
     """Exit 1 when the allow-list migrations do not match the registry.
 
@@ -92,7 +93,7 @@ def check_command(migrations_dir: Path | None) -> None:
     """
     from tools.command_types import check
 
-    result = check(_folder(migrations_dir), _app_registry())
+    result = check(migrations_folder(migrations_dir), _app_registry())
     if result.ok:
         click.echo(result.message)
         return

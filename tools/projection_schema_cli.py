@@ -18,6 +18,8 @@ import psycopg
 from rich.console import Console
 from rich.table import Table as RichTable
 
+from tools.command_types_cli import MIGRATIONS_DIR_OPTION, migrations_folder
+
 if TYPE_CHECKING:
     from projections.schema import Difference
     from projections.sql import Layout
@@ -29,13 +31,6 @@ EXIT_ENVIRONMENT = 3
 _out = Console(highlight=False, soft_wrap=True)
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-_MIGRATIONS_OPTION = click.option(
-    "--migrations-dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=None,
-    metavar="DIR",
-    help="The migrations folder (default: supabase/migrations, or INTENT_MIGRATIONS_DIR).",
-)
 _DATABASE_OPTION = click.option(
     "--database-url",
     metavar="URL",
@@ -48,12 +43,6 @@ def _app_layouts() -> list[Layout]:
     from projections.app import catalog
 
     return list(catalog)
-
-
-def _folder(migrations_dir: Path | None) -> Path:
-    from tools import settings
-
-    return migrations_dir if migrations_dir is not None else settings.migrations_dir()
 
 
 def _shown(path: Path) -> str:
@@ -126,7 +115,7 @@ def run_check(folder: Path, layouts: Sequence[Layout]) -> int:
     help="Also write changes that drop data or may fail on existing rows (drop a table or "
     "column, change a type or primary key, make a column not null).",
 )
-@_MIGRATIONS_OPTION
+@MIGRATIONS_DIR_OPTION
 def generate(allow_destructive: bool, migrations_dir: Path | None) -> None:
     """Write a migration for the projection tables when their metadata changed.
 
@@ -136,19 +125,19 @@ def generate(allow_destructive: bool, migrations_dir: Path | None) -> None:
     Exit 0 when written or already up to date; 1 when a change is refused (destructive
     without --allow-destructive, or a NOT NULL column without default on an existing table).
     """
-    sys.exit(run_generate(_folder(migrations_dir), _app_layouts(),
+    sys.exit(run_generate(migrations_folder(migrations_dir), _app_layouts(),
                           allow_destructive=allow_destructive))
 
 
 @click.command("check")
-@_MIGRATIONS_OPTION
+@MIGRATIONS_DIR_OPTION
 def check(migrations_dir: Path | None) -> None:
     """Exit 1 when the committed projection migrations do not match the metadata.
 
     For CI: the newest generated *_projections.sql must record exactly the metadata's
     layout; otherwise prints what differs and how to fix it (`intent projections generate`).
     """
-    sys.exit(run_check(_folder(migrations_dir), _app_layouts()))
+    sys.exit(run_check(migrations_folder(migrations_dir), _app_layouts()))
 
 
 # -- drift / repair ------------------------------------------------------------------------
