@@ -291,9 +291,11 @@ def _register_subcommands() -> None:
     from tools.rls_cli import rls
     from tools.schemas_cli import schemas
     from tools.snapshots_cli import snapshots
+    from tools.status_cli import status
     from tools.token_cli import token
 
-    for group in (bench, commands, gateway, projections, rls, schemas, snapshots, token):
+    for group in (bench, commands, gateway, projections, rls, schemas, snapshots, status,
+                  token):
         main.add_command(group)
 
 

@@ -1,0 +1,275 @@
+"""What a running Intent is doing, read from its database (and Temporal, for sagas).
+
+Everything here is a read: `intent status` may be pointed at any database, a production one
+included. Each figure is one query; the report says what needs attention and why, so that a
+script can act on the exit code and a person on the text.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from projections.metadata import Projection
+
+# Lag counts stop here: counting further only costs time, the answer is "a lot" already.
+LAG_COUNT_CAP = 1_000_000
+COMMAND_STATUSES = ("pending", "dispatched", "processed", "rejected", "failed")
+_SAGA_ID = re.compile(r"^intent-saga-(?P<saga>.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
+                      r"[0-9a-f]{4}-[0-9a-f]{12}-")
+
+
+@dataclass
+class Commands:
+    by_status: dict[str, int]
+    oldest_pending_seconds: float | None
+    failed_last_hour: int
+
+
+@dataclass
+class StuckBatch:
+    batch_id: str
+    command_count: int
+    dispatches: int
+    age_seconds: float
+    last_error: Any
+
+
+@dataclass
+class Consumer:
+    """A follower of the global feed: an async projection, the saga router, a rebuild."""
+
+    consumer: str
+    kind: str  # "projection", "saga router", "rebuild", "other"
+    checkpoint: str | None  # "<transaction id>/<position>", None before its first page
+    lag_events: int
+    lag_capped: bool
+    lag_seconds: float
+    error: Any
+    updated_seconds_ago: float | None
+
+
+@dataclass
+class InlineProjection:
+    name: str
+    version: int
+
+
+@dataclass
+class HeldBack:
+    """The oldest open transaction with a transaction id: the feed stops before it until it
+    ends (its events may still commit, so no follower may pass it)."""
+
+    pid: int
+    transaction_id: str
+    age_seconds: float
+    state: str | None
+    application: str | None
+    query: str | None
+
+
+@dataclass
+class Sagas:
+    reachable: bool
+    running: dict[str, int] = field(default_factory=dict)
+    error: str | None = None
+    listed_all: bool = True
+
+
+@dataclass
+class StatusReport:
+    database: str
+    commands: Commands
+    stuck_batches: list[StuckBatch]
+    consumers: list[Consumer]
+    inline_projections: list[InlineProjection]
+    held_back_by: HeldBack | None
+    feed_head: str | None
+    sagas: Sagas | None
+    stuck_after_seconds: float
+    held_back_warn_seconds: float
+
+    @property
+    def attention(self) -> list[str]:
+        """What an operator should look at; empty when all is well."""
+        notes: list[str] = []
+        if self.stuck_batches:
+            notes.append(f"{len(self.stuck_batches)} batch(es) dispatched more than "
+                         f"{self.stuck_after_seconds:g} s ago and not finished")
+        for consumer in self.consumers:
+            if consumer.error is not None:
+                notes.append(f"{consumer.consumer} is stopped by an error")
+        if self.held_back_by and self.held_back_by.age_seconds > self.held_back_warn_seconds:
+            notes.append(f"transaction {self.held_back_by.transaction_id} (pid "
+                         f"{self.held_back_by.pid}) has held the feed back for "
+                         f"{self.held_back_by.age_seconds:.0f} s")
+        if self.commands.failed_last_hour:
+            notes.append(f"{self.commands.failed_last_hour} command(s) failed in the last hour")
+        if self.sagas is not None and not self.sagas.reachable:
+            notes.append(f"Temporal not reachable: {self.sagas.error}")
+        return notes
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "attention": self.attention}
+
+
+def dumps(report: StatusReport) -> str:
+    return json.dumps(report.as_json(), indent=2, default=str) + "\n"
+
+
+def consumer_kind(consumer: str) -> str:
+    if consumer == "saga_router":
+        return "saga router"
+    if consumer.startswith("projection:") and ":rebuild" in consumer:
+        return "rebuild"
+    if consumer.startswith("projection:"):
+        return "projection"
+    return "other"
+
+
+def saga_name(workflow_id: str) -> str:
+    match = _SAGA_ID.match(workflow_id)
+    return match.group("saga") if match else "unknown"
+
+
+async def read_status(
+    conn: AsyncConnection[Any],
+    catalog: list[Projection],
+    *,
+    database: str,
+    stuck_after: timedelta,
+    held_back_warn: timedelta,
+) -> StatusReport:
+    """Everything but the sagas, from one connection (autocommit: each query sees now)."""
+    return StatusReport(
+        database=database,
+        commands=await _commands(conn),
+        stuck_batches=await _stuck_batches(conn, stuck_after),
+        consumers=await _consumers(conn, catalog),
+        inline_projections=[InlineProjection(p.name, p.version)
+                            for p in catalog if p.mode == "inline"],
+        held_back_by=await _held_back(conn),
+        feed_head=await _feed_head(conn),
+        sagas=None,
+        stuck_after_seconds=stuck_after.total_seconds(),
+        held_back_warn_seconds=held_back_warn.total_seconds(),
+    )
+
+
+async def _commands(conn: AsyncConnection[Any]) -> Commands:
+    cur = await conn.execute("select status, count(*) from intent.commands group by status")
+    by_status = dict.fromkeys(COMMAND_STATUSES, 0)
+    for status, count in await cur.fetchall():
+        by_status[str(status)] = int(count)
+    cur = await conn.execute(
+        "select extract(epoch from now() - min(created_at))::float8 from intent.commands"
+        " where status = 'pending'"
+    )
+    row = await cur.fetchone()
+    cur = await conn.execute(
+        "select count(*) from intent.commands"
+        " where status = 'failed' and updated_at > now() - interval '1 hour'"
+    )
+    failed = await cur.fetchone()
+    return Commands(by_status, row[0] if row else None, int(failed[0]) if failed else 0)
+
+
+async def _stuck_batches(conn: AsyncConnection[Any], older_than: timedelta) -> list[StuckBatch]:
+    cur = await conn.execute(
+        "select batch_id::text, command_count, dispatches,"
+        " extract(epoch from now() - updated_at)::float8, last_error from intent.batches"
+        " where status = 'dispatched' and updated_at < now() - %s order by updated_at limit 100",
+        (older_than,),
+    )
+    return [StuckBatch(*row) for row in await cur.fetchall()]
+
+
+async def _consumers(conn: AsyncConnection[Any], catalog: list[Projection]) -> list[Consumer]:
+    cur = await conn.execute(
+        "select consumer, transaction_id::text, position, error,"
+        " extract(epoch from now() - updated_at)::float8 from intent.checkpoints"
+    )
+    rows = {row[0]: row for row in await cur.fetchall()}
+    # Every async projection of the app is listed, also before its runner's first page.
+    wanted = {p.consumer for p in catalog if p.mode == "async"} | set(rows)
+    consumers = []
+    for name in sorted(wanted):
+        row = rows.get(name)
+        txid, position = (row[1], int(row[2])) if row else ("0", 0)
+        lag, capped, seconds = await _lag(conn, txid, position)
+        consumers.append(Consumer(
+            consumer=name,
+            kind=consumer_kind(name),
+            checkpoint=f"{txid}/{position}" if row else None,
+            lag_events=lag,
+            lag_capped=capped,
+            lag_seconds=seconds,
+            error=row[3] if row else None,
+            updated_seconds_ago=row[4] if row else None,
+        ))
+    return consumers
+
+
+async def _lag(conn: AsyncConnection[Any], txid: str, position: int) -> tuple[int, bool, float]:
+    """Events committed after the checkpoint, and how long the oldest of them has waited."""
+    cur = await conn.execute(
+        "select count(*), extract(epoch from now() - min(recorded_at))::float8 from ("
+        "  select recorded_at from intent.events"
+        "  where (transaction_id, position) > (%s::xid8, %s) limit %s) behind",
+        (txid, position, LAG_COUNT_CAP),
+    )
+    row = await cur.fetchone()
+    count = int(row[0]) if row else 0
+    return count, count >= LAG_COUNT_CAP, float(row[1]) if row and row[1] is not None else 0.0
+
+
+async def _held_back(conn: AsyncConnection[Any]) -> HeldBack | None:
+    cur = await conn.execute(
+        "select pid, backend_xid::text, extract(epoch from now() - xact_start)::float8,"
+        " state, application_name, left(query, 200) from pg_stat_activity"
+        " where backend_xid is not null and pid <> pg_backend_pid()"
+        " order by age(backend_xid) desc limit 1"
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return HeldBack(int(row[0]), row[1], float(row[2] or 0.0), row[3], row[4] or None, row[5])
+
+
+async def _feed_head(conn: AsyncConnection[Any]) -> str | None:
+    cur = await conn.execute(
+        "select transaction_id::text, position from intent.events"
+        " order by transaction_id desc, position desc limit 1"
+    )
+    row = await cur.fetchone()
+    return f"{row[0]}/{row[1]}" if row else None
+
+
+async def read_sagas(address: str, namespace: str, *, limit: int = 10_000) -> Sagas:
+    """Running saga workflows by saga, from Temporal's visibility; unreachable is reported,
+    not raised (the database part of the status still stands)."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    from pump.saga_contracts import SAGA_WORKFLOW
+
+    try:
+        client = await asyncio.wait_for(Client.connect(address, namespace=namespace), 10)
+    except Exception as exc:  # any connection failure: say it, keep the rest
+        return Sagas(reachable=False, error=" ".join(str(exc).split())[:200] or repr(exc))
+    running: dict[str, int] = {}
+    seen = 0
+    query = f'WorkflowType = "{SAGA_WORKFLOW}" AND ExecutionStatus = "Running"'
+    try:
+        async for execution in client.list_workflows(query, limit=limit):
+            running[saga_name(execution.id)] = running.get(saga_name(execution.id), 0) + 1
+            seen += 1
+    except Exception as exc:
+        return Sagas(reachable=False, error=" ".join(str(exc).split())[:200] or repr(exc))
+    return Sagas(reachable=True, running=running, listed_all=seen < limit)
