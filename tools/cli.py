@@ -286,6 +286,7 @@ def test(no_lint: bool, pytest_args: tuple[str, ...]) -> None:
 def _register_subcommands() -> None:
     from tools.bench.cli import bench
     from tools.command_types_cli import commands
+    from tools.docs_cli import docs
     from tools.gateway.cli import gateway
     from tools.projections_cli import projections
     from tools.rls_cli import rls
@@ -294,8 +295,8 @@ def _register_subcommands() -> None:
     from tools.status_cli import status
     from tools.token_cli import token
 
-    for group in (bench, commands, gateway, projections, rls, schemas, snapshots, status,
-                  token):
+    for group in (bench, commands, docs, gateway, projections, rls, schemas, snapshots,
+                  status, token):
         main.add_command(group)
 
 
