@@ -294,9 +294,10 @@ def _register_subcommands() -> None:
     from tools.snapshots_cli import snapshots
     from tools.status_cli import status
     from tools.token_cli import token
+    from tools.trace_cli import trace
 
     for group in (bench, commands, docs, gateway, projections, rls, schemas, snapshots,
-                  status, token):
+                  status, token, trace):
         main.add_command(group)
 
 
