@@ -1,6 +1,6 @@
 """The local gateway: one aiohttp application answering Supabase's URLs on one port.
 
-It is assembled from modules (REST, functions; Realtime later), each adding its routes and
+It is assembled from modules (REST, functions, Realtime), each adding its routes and
 its own start/stop work to the application. They share what `create_app` provides: the
 configuration, the verified-caller logic (`tools.gateway.auth`), the `authenticator`
 database pool, and one structured log line per request.
@@ -148,12 +148,13 @@ async def _request_log(
 def create_app(
     config: GatewayConfig, modules: Sequence[GatewayModule] | None = None
 ) -> web.Application:
-    """The gateway with the given modules (default: REST and functions)."""
+    """The gateway with the given modules (default: REST, functions and Realtime)."""
     if modules is None:
         from tools.gateway.functions import FunctionsModule
+        from tools.gateway.realtime import RealtimeModule
         from tools.gateway.rest import RestModule
 
-        modules = [RestModule(), FunctionsModule()]
+        modules = [RestModule(), FunctionsModule(), RealtimeModule()]
     app = web.Application(middlewares=[_request_log], client_max_size=MAX_BODY_BYTES)
     gateway = Gateway(config)
     app[GATEWAY] = gateway
