@@ -67,10 +67,14 @@ select exists (
   select from pg_catalog.pg_publication_tables
    where pubname = 'supabase_realtime' and schemaname = %s and (tablename = %s or %s = '*'))
 """
+# Through the catalogs, not a ::regclass cast: the gateway's login role (authenticator) has
+# no USAGE on the app's schemas, and a cast would need it.
 _COLUMN_SQL = """
 select exists (
   select from pg_catalog.pg_attribute a
-   where a.attrelid = (quote_ident(%s) || '.' || quote_ident(%s))::regclass
+    join pg_catalog.pg_class c on c.oid = a.attrelid
+    join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = %s and c.relname = %s
      and a.attname = %s and a.attnum > 0 and not a.attisdropped)
 """
 _CHECK_MESSAGE_SQL = """
