@@ -286,6 +286,8 @@ def test(no_lint: bool, pytest_args: tuple[str, ...]) -> None:
 def _register_subcommands() -> None:
     from tools.bench.cli import bench
     from tools.command_types_cli import commands
+    from tools.demo_cli import demo
+    from tools.dev_cli import dev
     from tools.docs_cli import docs
     from tools.gateway.cli import gateway
     from tools.projections_cli import projections
@@ -296,8 +298,8 @@ def _register_subcommands() -> None:
     from tools.token_cli import token
     from tools.trace_cli import trace
 
-    for group in (bench, commands, docs, gateway, projections, rls, schemas, snapshots,
-                  status, token, trace):
+    for group in (bench, commands, demo, dev, docs, gateway, projections, rls, schemas,
+                  snapshots, status, token, trace):
         main.add_command(group)
 
 

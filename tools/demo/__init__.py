@@ -1,0 +1,1 @@
+"""`intent demo`: the main job, a story told through the official client."""

@@ -1,0 +1,6 @@
+"""`intent dev`: the whole local stack in one foreground command.
+
+`stack` holds the pure plan (which processes, in which order, how each shows it is healthy,
+the restart policy, the port checks); `database` brings up the embedded PostgreSQL;
+`supervisor` starts, watches, restarts and stops the child processes.
+"""

@@ -1,0 +1,327 @@
+"""Start the stack's processes in order, wait for each to be healthy, watch them, restart
+the ones that die (with backoff, giving up on one that keeps dying) and stop them all in
+reverse order, each by its PID: SIGTERM, a bounded wait, then SIGKILL.
+
+Children run in process groups of their own, so a Ctrl-C typed in the terminal reaches only
+`intent dev`, which then stops them in order; each child also gets SIGTERM from the kernel
+if `intent dev` itself dies (PR_SET_PDEATHSIG), so none outlives it unnoticed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import enum
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tools.dev.stack import (
+    GiveUp,
+    Health,
+    LogLine,
+    PortOpen,
+    ProcessSpec,
+    RestartPolicy,
+    TemporalReady,
+)
+from tools.settings import REPO_ROOT
+
+Say = Callable[[str], None]
+_PR_SET_PDEATHSIG = 1
+# How often the supervisor looks at its children.
+POLL_SECONDS = 0.2
+TAIL_LINES = 12
+
+
+class Outcome(enum.Enum):
+    READY = "ready"  # every process is healthy
+    STOPPED = "stopped"  # asked to stop (SIGINT / SIGTERM) while running
+    INTERRUPTED = "interrupted"  # asked to stop before the stack was up
+    FAILED = "failed"  # a process was given up on, or never became healthy
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: SIGTERM when `intent dev` dies, even by SIGKILL (Linux)."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+
+def describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"was killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"was killed by signal {-code}"
+    return f"exited with code {code}"
+
+
+def describe_health(health: Health) -> str:
+    match health:
+        case LogLine(text=text):
+            return f"the log line {text.strip()!r}"
+        case PortOpen(port=port):
+            return f"127.0.0.1:{port} to accept connections"
+        case TemporalReady(address=address, namespace=namespace):
+            return f"Temporal at {address} to describe namespace {namespace!r}"
+
+
+def tail(path: Path, offset: int, lines: int = TAIL_LINES) -> list[str]:
+    """The last lines a process wrote to its log since `offset` (its start)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", errors="replace").rstrip("\n")
+    return text.splitlines()[-lines:] if text else []
+
+
+def port_answers(port: int, host: str = "127.0.0.1") -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def temporal_ready(health: TemporalReady) -> bool:
+    host, _, port = health.address.rpartition(":")
+    if not port_answers(int(port), host):
+        return False
+    try:
+        answer = subprocess.run(
+            [health.binary, "operator", "namespace", "describe", "--address", health.address,
+             "--namespace", health.namespace, "--command-timeout", "3s"],
+            stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return answer.returncode == 0
+
+
+@dataclass
+class Child:
+    """A supervised process and its history."""
+
+    spec: ProcessSpec
+    log_path: Path
+    proc: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    log_offset: int = 0
+    ready: bool = False
+    ready_deadline: float = 0.0
+    streak: int = 0
+    restart_at: float | None = None
+    starts: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    """Owns the children: every state change is reported through `say`, one line each."""
+
+    def __init__(
+        self,
+        specs: Sequence[ProcessSpec],
+        *,
+        logs_dir: Path,
+        say: Say,
+        policy: RestartPolicy | None = None,
+        ready_timeout: float = 120.0,
+        stop_timeout: float = 15.0,
+        on_pids: Callable[[dict[str, int]], None] | None = None,
+        watchdog: Callable[[], str | None] | None = None,
+    ) -> None:
+        """`watchdog` is asked about once a second whether something outside the children
+        (the database) is gone; a message means yes, and the stack fails."""
+        self.children = [Child(spec, logs_dir / f"{spec.name}.log") for spec in specs]
+        self._logs_dir = logs_dir
+        self._say = say
+        self._policy = policy or RestartPolicy()
+        self._ready_timeout = ready_timeout
+        self._stop_timeout = stop_timeout
+        self._on_pids = on_pids
+        self._watchdog = watchdog
+        self._next_watchdog = 0.0
+        self.failure: str | None = None
+
+    # -- running ------------------------------------------------------------------------
+
+    def start_all(self, stopping: Callable[[], bool]) -> Outcome:
+        """Start each child in order, waiting until it is healthy before the next."""
+        for child in self.children:
+            if stopping():
+                return Outcome.INTERRUPTED
+            self._spawn(child)
+            while not child.ready:
+                self.tick()
+                if self.failure is not None:
+                    return Outcome.FAILED
+                if stopping():
+                    return Outcome.INTERRUPTED
+                time.sleep(POLL_SECONDS)
+        return Outcome.READY
+
+    def watch(self, stopping: Callable[[], bool]) -> Outcome:
+        """Watch until asked to stop or until a child is given up on."""
+        while not stopping():
+            self.tick()
+            if self.failure is not None:
+                return Outcome.FAILED
+            time.sleep(POLL_SECONDS)
+        return Outcome.STOPPED
+
+    def pids(self) -> dict[str, int]:
+        return {c.name: c.proc.pid for c in self.children if c.proc is not None and c.alive()}
+
+    def tick(self) -> None:
+        """Look at every child once: restarts due, deaths, health, timeouts."""
+        now = time.monotonic()
+        for child in self.children:
+            if self.failure is not None:
+                return
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restart_at = None
+                    self._spawn(child)
+                continue
+            if child.proc is None:
+                continue  # not started yet (start_all goes in order)
+            code = child.proc.poll()
+            if code is not None:
+                self._died(child, code)
+            elif not child.ready:
+                self._check_health(child)
+        if self._watchdog is not None and now >= self._next_watchdog and self.failure is None:
+            self._next_watchdog = now + 1.0
+            problem = self._watchdog()
+            if problem is not None:
+                self._fail(problem)
+
+    def _spawn(self, child: Child) -> None:
+        self._logs_dir.mkdir(parents=True, exist_ok=True)
+        child.starts += 1
+        stamp = datetime.now(UTC).isoformat(timespec="seconds")
+        with child.log_path.open("ab") as log:
+            log.write(f"----- intent dev: start {child.starts} of {child.name} at {stamp}\n"
+                      .encode())
+            log.flush()
+            child.log_offset = log.tell()
+            try:
+                child.proc = subprocess.Popen(
+                    child.spec.argv,
+                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    env={**os.environ, **child.spec.env}, cwd=REPO_ROOT,
+                    process_group=0, preexec_fn=_die_with_parent,
+                )
+            except OSError as exc:
+                child.proc = None
+                self._fail(f"cannot start {child.name} ({child.spec.argv[0]}): {exc}")
+                return
+        child.started_at = time.monotonic()
+        child.ready = False
+        child.ready_deadline = child.started_at + self._ready_timeout
+        again = f" (start {child.starts})" if child.starts > 1 else ""
+        self._say(f"{child.name}: started{again}, pid {child.proc.pid}, "
+                  f"log {child.log_path}")
+        self._pids_changed()
+
+    def _check_health(self, child: Child) -> None:
+        if self._healthy(child):
+            child.ready = True
+            took = time.monotonic() - child.started_at
+            self._say(f"{child.name}: ready in {took:.1f} s")
+            return
+        if time.monotonic() > child.ready_deadline:
+            self._fail(
+                f"{child.name} did not become healthy within {self._ready_timeout:.0f} s "
+                f"(waited for {describe_health(child.spec.health)}); see {child.log_path}",
+                tail(child.log_path, child.log_offset),
+            )
+
+    def _healthy(self, child: Child) -> bool:
+        match child.spec.health:
+            case LogLine(text=text):
+                return any(text in line for line in tail(child.log_path, child.log_offset,
+                                                         lines=10_000))
+            case PortOpen(port=port):
+                return port_answers(port)
+            case TemporalReady():
+                return temporal_ready(child.spec.health)
+
+    def _died(self, child: Child, code: int) -> None:
+        ran_for = time.monotonic() - child.started_at
+        assert child.proc is not None
+        pid = child.proc.pid
+        child.proc = None
+        child.ready = False
+        self._pids_changed()
+        last = tail(child.log_path, child.log_offset)
+        decision = self._policy.decide(child.streak, ran_for)
+        what = f"{child.name}: pid {pid} {describe_exit(code)} after {ran_for:.1f} s"
+        if isinstance(decision, GiveUp):
+            self._fail(
+                f"{what}; giving up on it: it died {decision.streak} times in a row, each "
+                f"within {self._policy.quick_run:.0f} s of starting (log: {child.log_path})",
+                last,
+            )
+            return
+        child.streak = decision.streak
+        child.restart_at = time.monotonic() + decision.delay
+        self._say(f"{what}; restarting in {decision.delay:.1f} s")
+        self._say_lines(last)
+
+    def _fail(self, message: str, lines: Sequence[str] = ()) -> None:
+        self.failure = message
+        self._say(message)
+        self._say_lines(lines)
+
+    def _say_lines(self, lines: Sequence[str]) -> None:
+        for line in lines:
+            self._say(f"  | {line}")
+
+    def _pids_changed(self) -> None:
+        if self._on_pids is not None:
+            self._on_pids(self.pids())
+
+    # -- stopping -----------------------------------------------------------------------
+
+    def stop_all(self) -> None:
+        """Stop every child in reverse start order; pending restarts are dropped."""
+        for child in reversed(self.children):
+            child.restart_at = None
+            self._stop(child)
+        self._pids_changed()
+
+    def _stop(self, child: Child) -> None:
+        proc = child.proc
+        if proc is None:
+            return
+        if proc.poll() is None:
+            self._say(f"{child.name}: stopping pid {proc.pid} (SIGTERM)")
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                self._say(f"{child.name}: pid {proc.pid} did not stop within "
+                          f"{self._stop_timeout:.0f} s; sending SIGKILL")
+                with contextlib.suppress(ProcessLookupError):
+                    proc.kill()
+                proc.wait()
+        self._say(f"{child.name}: stopped (pid {proc.pid} {describe_exit(proc.returncode)})")
+        child.proc = None
