@@ -54,6 +54,8 @@ TARGET_FANOUT = 100
 SETTLE_SECONDS = 5.0
 JOIN_SECONDS = 60.0
 BASELINE_TOPIC = "bench-fanout"
+JOIN_BATCH = 20  # subscribers joining at once
+HEARTBEAT_SECONDS = 20.0  # realtime-js sends one every 25 s
 
 
 @dataclass(frozen=True)
@@ -262,7 +264,9 @@ async def run_realtime(url: str, plan: Plan, progress: Progress | None = None) -
     try:
         with running_gateway(url) as gateway:
             socket_url = gateway.url.replace("http://", "ws://") + "/realtime/v1/websocket"
-            async with aiohttp.ClientSession() as session:
+            # No pool limit: each subscriber holds its connection for the whole phase.
+            connector = aiohttp.TCPConnector(limit=0)
+            async with aiohttp.ClientSession(connector=connector) as session:
                 for number, fanout in enumerate(plan.fanouts):
                     phases += await _fanout(
                         session, socket_url, pool, tenant, fanout, plan, progress,
@@ -289,17 +293,24 @@ async def _fanout(
     task = _task(progress, f"{fanout} subscribers: joining", fanout)
     subscribers: list[Subscriber] = []
     sender: Subscriber | None = None
+    heartbeat: asyncio.Task[None] | None = None
+
+    async def subscribe() -> None:
+        token = user_token(tenant, uuid4())
+        subscriber = await _open(session, url, token)
+        subscribers.append(subscriber)
+        await subscriber.join(f"intent:tenant:{tenant}", private=True, token=token)
+        await subscriber.join(BASELINE_TOPIC, private=False, token=token)
+        _advance(progress, task)
+
     try:
-        for _ in range(fanout):
-            token = user_token(tenant, uuid4())
-            subscriber = await _open(session, url, token)
-            subscribers.append(subscriber)
-            await subscriber.join(f"intent:tenant:{tenant}", private=True, token=token)
-            await subscriber.join(BASELINE_TOPIC, private=False, token=token)
-            _advance(progress, task)
+        for start in range(0, fanout, JOIN_BATCH):
+            await asyncio.gather(*(subscribe() for _ in range(min(JOIN_BATCH, fanout - start))))
         sender_token = user_token(tenant, uuid4())
         sender = await _open(session, url, sender_token)
         await sender.join(BASELINE_TOPIC, private=False, token=sender_token)
+        # As the clients do: without heartbeats the gateway closes a silent socket.
+        heartbeat = asyncio.create_task(_heartbeats([*subscribers, sender]))
         _done(progress, task)
         sides: list[Callable[[], Any]] = [
             lambda: _intent_phase(pool, tenant, subscribers, plan, progress),
@@ -309,10 +320,20 @@ async def _fanout(
             sides.reverse()
         return [await side() for side in sides]
     finally:
+        if heartbeat is not None:
+            heartbeat.cancel()
         for socket in [*subscribers, *([sender] if sender else [])]:
             await socket.ws.close()
             if socket.reader is not None:
                 await asyncio.gather(socket.reader, return_exceptions=True)
+
+
+async def _heartbeats(sockets: list[Subscriber]) -> None:
+    while True:
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        for socket in sockets:
+            if not socket.ws.closed:
+                await socket.push("phoenix", "heartbeat", {})
 
 
 async def _paced(count: int, rate: float, send: Callable[[int], Any],
