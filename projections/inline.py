@@ -28,6 +28,7 @@ from domain.contracts import Event
 from domain.registry import Registry
 from projections.apply import Applier, ApplyResult
 from projections.metadata import Projection
+from pump import telemetry
 from pump.database import Conn
 
 
@@ -53,6 +54,18 @@ class InlineProjections:
         results = []
         for applier in self._appliers:
             mine = [e for e in events if e.event_type in applier.reads]
-            if mine:
+            if not mine:
+                continue
+            if not telemetry.tracing():
+                results.append(await applier.apply(conn, mine))
+                continue
+            # One span per projection per batch: under the batch's span, linked to the
+            # traces of the commands whose events it applies.
+            with telemetry.span_over(
+                f"intent.project {applier.projection.name}",
+                (e.metadata.traceparent for e in mine),
+                {"intent.projection": applier.projection.name,
+                 "intent.projection.mode": "inline", "intent.events": len(mine)},
+            ):
                 results.append(await applier.apply(conn, mine))
         return results

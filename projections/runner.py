@@ -54,8 +54,10 @@ from domain.errors import InvalidEvent
 from domain.registry import Registry
 from projections.apply import Applier, ApplyResult, ProjectionError
 from projections.metadata import Projection
+from pump import telemetry
 from pump.database import Conn
 from pump.feed import START, FeedPage, FeedPosition
+from pump.logs import log_event
 
 log = logging.getLogger("intent.projections")
 
@@ -425,7 +427,7 @@ class ProjectionRunner:
                 if not read:
                     return StepResult("idle", position=checkpoint.position)
                 await conn.execute("set local synchronous_commit = off")
-                result = await applier.apply(conn, events)
+                result = await self._apply(applier, conn, events)
                 await save_checkpoint(conn, projection.consumer, page.next)
         except Exception as exc:  # anything: this projection stops, the others go on
             return StepResult("failed", page_end=page_end, events=read,
@@ -436,6 +438,19 @@ class ProjectionRunner:
         self.applied[projection.name] += result.handled
         return StepResult("applied", position=page.next, page_end=page.next,
                           events=read, applied=result)
+
+    async def _apply(self, applier: Applier, conn: Conn, events: list[Event]) -> ApplyResult:
+        """The page, in a span when tracing: child of its first event's trace context,
+        linked to the other events' traces."""
+        if not telemetry.tracing() or not events:
+            return await applier.apply(conn, events)
+        name = applier.projection.name
+        with telemetry.span_over(
+            f"intent.project {name}", (e.metadata.traceparent for e in events),
+            {"intent.projection": name, "intent.projection.mode": "async",
+             "intent.events": len(events)},
+        ):
+            return await applier.apply(conn, events)
 
     async def catch_up(self, projection: Projection) -> FeedPosition | None:
         """Apply pages until the projection is at the head of the feed (for tests and tools);
@@ -452,8 +467,20 @@ class ProjectionRunner:
     async def run(self, stop: asyncio.Event) -> None:
         if not self.projections:
             return
+        names = ", ".join(p.name for p in self.projections)
+        log_event(log, "process.start", f"projection runner following the feed for {names}",
+                  process="projections", projections=[p.name for p in self.projections],
+                  tracing=telemetry.tracing(), metrics=telemetry.metering())
+        samplers = []
+        if telemetry.metering():
+            from pump.gauges import every, sample_lag
+
+            consumers = [p.consumer for p in self.projections]
+            samplers.append(every(stop, lambda: sample_lag(self._pool, consumers)))
         with fewer_collections():
-            await asyncio.gather(*(self._follow(p, stop) for p in self.projections))
+            await asyncio.gather(*(self._follow(p, stop) for p in self.projections), *samplers)
+        log_event(log, "process.stop", "projection runner stopped", process="projections",
+                  applied=dict(self.applied))
 
     async def _follow(self, projection: Projection, stop: asyncio.Event) -> None:
         delay = self._backoff_first
@@ -471,10 +498,16 @@ class ProjectionRunner:
                 attempts += 1
                 error = dict(result.error or {}, attempts=attempts, retry_in_seconds=delay)
                 await self._record(projection, error)
-                log.error("projection %s stopped at event %s (%s, position %s:%s): %s; "
-                          "retrying in %.0f s", projection.name, error.get("event_id"),
-                          error.get("event_type"), error.get("transaction_id"),
-                          error.get("position"), error.get("message"), delay)
+                log_event(
+                    log, "projection.error",
+                    f"projection {projection.name} stopped at event {error.get('event_id')} "
+                    f"({error.get('event_type')}, position {error.get('transaction_id')}:"
+                    f"{error.get('position')}): {error.get('message')}; "
+                    f"retrying in {delay:.0f} s",
+                    level=logging.ERROR, projection=projection.name,
+                    event_id=error.get("event_id"), event_type=error.get("event_type"),
+                    error=error.get("message"), attempts=attempts, retry_in_seconds=delay,
+                )
                 await _sleep(stop, delay)
                 delay = min(delay * 2, self._backoff_max)
                 continue

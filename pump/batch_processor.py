@@ -12,13 +12,17 @@ after a crash finds the already-committed commands done and skips them.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from hashlib import blake2b
 from typing import Any
 from uuid import UUID
 
+from opentelemetry.trace import Span, Status, StatusCode
 from psycopg_pool import AsyncConnectionPool
 
 from domain.aggregate import Aggregate
@@ -27,10 +31,17 @@ from domain.decider import Loaded, decide, evolve_all
 from domain.errors import BadInput, DomainRejection
 from domain.registry import Registry
 from projections.inline import InlineProjections
+from pump import telemetry
 from pump.aggregates import AggregateRepository, StateCache
 from pump.command_store import CommandOutcome, Outcomes, PostgresCommandStore, StoredCommand
 from pump.database import Conn
 from pump.event_store import AppendResult
+from pump.logs import log_event
+
+log = logging.getLogger(__name__)
+
+# A command's span, by command id, while its batch is processed (tracing on only).
+Spans = dict[UUID, Span]
 
 
 @dataclass(frozen=True)
@@ -71,11 +82,27 @@ class BatchProcessor:
     ) -> BatchResult:
         """`before_commit` is called inside the transaction, after all the work: tests use
         it to crash a worker at the worst moment."""
+        started = time.perf_counter()
+        spans: Spans | None = {} if telemetry.tracing() else None
+        try:
+            result, commands, outcomes = await self._process(batch_id, before_commit, spans)
+        except BaseException as exc:
+            if spans:
+                _end_spans(spans, error=exc)
+            raise
+        if spans is not None:
+            _end_spans(spans, outcomes=outcomes)
+        _report(result, commands, outcomes, started)
+        return result
+
+    async def _process(
+        self, batch_id: UUID, before_commit: Callable[[], Any] | None, spans: Spans | None
+    ) -> tuple[BatchResult, list[StoredCommand], Outcomes]:
         async with self._pool.connection() as conn, conn.transaction():
             open_commands = await self.commands.open_commands(batch_id, conn)
             if not open_commands:
                 await self.commands.finish(batch_id, conn)
-                return BatchResult(batch_id, 0, 0, skipped=True, events=0)
+                return BatchResult(batch_id, 0, 0, skipped=True, events=0), [], Outcomes()
             by_stream: dict[StreamId, list[StoredCommand]] = defaultdict(list)
             for stored in open_commands:
                 by_stream[stored.stream].append(stored)
@@ -83,24 +110,25 @@ class BatchProcessor:
             outcomes = Outcomes()
             states: list[Loaded[Any]] = []
             if self._bulk:
-                events = await self._decide_all(conn, by_stream, outcomes, states)
+                events = await self._decide_all(conn, by_stream, outcomes, states, spans)
             else:
                 events = 0
                 for stream, commands in by_stream.items():
-                    events += await self._decide_stream(conn, stream, commands, outcomes)
+                    events += await self._decide_stream(conn, stream, commands, outcomes, spans)
             await self.commands.record(outcomes.items, conn)
             await self.commands.finish(batch_id, conn)
             if before_commit is not None:
                 before_commit()
         if self._cache is not None:  # committed: these states are now the streams' own
             self._cache.put_committed(states)
-        return BatchResult(
+        result = BatchResult(
             batch_id,
             processed=outcomes.count("processed"),
             rejected=outcomes.count("rejected"),
             skipped=False,
             events=events,
         )
+        return result, open_commands, outcomes
 
     async def _decide_all(
         self,
@@ -108,6 +136,7 @@ class BatchProcessor:
         by_stream: dict[StreamId, list[StoredCommand]],
         outcomes: Outcomes,
         states: list[Loaded[Any]],
+        spans: Spans | None,
     ) -> int:
         """Decide every stream's commands; `states` receives each stream's state after."""
         targets: list[tuple[type[Aggregate[Any]], StreamId]] = []
@@ -121,12 +150,14 @@ class BatchProcessor:
         changes = []
         for aggregate, stream in targets:
             before = loaded[stream]
-            after, decided = self._decide(aggregate, before, by_stream[stream], outcomes)
+            after, decided = self._decide(aggregate, before, by_stream[stream], outcomes, spans)
             states.append(after)
             if decided:
                 changes.append((aggregate, before, after, decided))
         if changes:
+            append_started = time.perf_counter()
             appended = await self._repo.record_many(changes, conn=conn)
+            _appended(append_started)
             await self._project(
                 conn, [(decided, result) for (_, _, _, decided), result
                        in zip(changes, appended, strict=True)]
@@ -157,6 +188,7 @@ class BatchProcessor:
         stream: StreamId,
         commands: Sequence[StoredCommand],
         outcomes: Outcomes,
+        spans: Spans | None,
     ) -> int:
         try:
             aggregate = self._registry.aggregate_type(stream.aggregate_type)
@@ -165,9 +197,11 @@ class BatchProcessor:
                 outcomes.add(_rejected(stored, exc.code, exc.message))
             return 0
         before = await self._repo.load(aggregate, stream, conn=conn)
-        state, decided = self._decide(aggregate, before, commands, outcomes)
+        state, decided = self._decide(aggregate, before, commands, outcomes, spans)
         if decided:
+            append_started = time.perf_counter()
             result = await self._repo.record(aggregate, before, state, decided, conn=conn)
+            _appended(append_started)
             await self._project(conn, [(decided, result)])
         return len(decided)
 
@@ -177,16 +211,23 @@ class BatchProcessor:
         before: Loaded[Any],
         commands: Sequence[StoredCommand],
         outcomes: Outcomes,
+        spans: Spans | None,
     ) -> tuple[Loaded[Any], list[Event]]:
-        """Decide one aggregate's commands in order; rejections are recorded and skipped."""
+        """Decide one aggregate's commands in order; rejections are recorded and skipped.
+        With tracing on, each command gets a span (child of the trace context it was
+        submitted with, ended when the batch commits) and its events carry that span's
+        context as their traceparent."""
         state = before
         decided: list[Event] = []
         for stored in commands:
             command = stored.command
+            span = _command_span(spans, stored) if spans is not None else None
             try:
                 parsed = self._registry.parse_command(command)
                 self._registry.check_role(command.command_type, command.metadata.role)
                 new = decide(self._registry, parsed, state)
+                if span is not None:
+                    new = _traced(new, span)
                 state = evolve_all(self._registry, aggregate, state, new)
             except DomainRejection as exc:
                 outcomes.add(_rejected(stored, exc.code, exc.reason, exc.details))
@@ -207,6 +248,101 @@ class BatchProcessor:
                 )
             )
         return state, decided
+
+
+def _command_span(spans: Spans, stored: StoredCommand) -> Span:
+    command = stored.command
+    span = telemetry.start_span(
+        f"intent.command {command.command_type}", command.metadata.traceparent,
+        {"intent.command_id": str(command.command_id),
+         "intent.command_type": command.command_type,
+         "intent.tenant_id": str(stored.stream.tenant_id),
+         "intent.aggregate_type": stored.stream.aggregate_type,
+         "intent.aggregate_id": str(stored.stream.aggregate_id),
+         "intent.correlation_id": str(command.metadata.correlation_id)},
+    )
+    spans[command.command_id] = span
+    return span
+
+
+def _traced(events: list[Event], span: Span) -> list[Event]:
+    """The events with the trace context of the span that decided and appends them."""
+    traceparent = telemetry.traceparent_of(span.get_span_context())
+    if traceparent is None:
+        return events
+    return [
+        e.model_copy(update={"metadata": e.metadata.model_copy(
+            update={"traceparent": traceparent})})
+        for e in events
+    ]
+
+
+def _end_spans(
+    spans: Spans, *, outcomes: Outcomes | None = None, error: BaseException | None = None
+) -> None:
+    statuses = {o.command_id: o for o in outcomes.items} if outcomes else {}
+    for command_id, span in spans.items():
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        elif (outcome := statuses.get(command_id)) is not None:
+            span.set_attribute("intent.status", outcome.status)
+            if outcome.error:
+                span.set_attribute("intent.rejection", str(outcome.error.get("code")))
+        span.end()
+    spans.clear()
+
+
+def _appended(started: float) -> None:
+    found = telemetry.instruments()
+    if found is not None:
+        found.append_duration.record(time.perf_counter() - started)
+
+
+def _report(
+    result: BatchResult, commands: Sequence[StoredCommand], outcomes: Outcomes, started: float
+) -> None:
+    """One log line per command and one per batch; the batch's metrics. Work is skipped
+    when neither the log level nor metrics want it."""
+    found = telemetry.instruments()
+    # Processed commands and batches at debug (at info a busy pipeline would write a line
+    # per command); rejections at info.
+    per_command = log.isEnabledFor(logging.INFO)
+    debug = log.isEnabledFor(logging.DEBUG)
+    if result.skipped or not (found is not None or per_command):
+        return
+    now = datetime.now(UTC)
+    by_id = {c.command.command_id: c for c in commands}
+    for outcome in outcomes.items:
+        stored = by_id.get(outcome.command_id)
+        if stored is None:
+            continue
+        command = stored.command
+        waited = (now - command.metadata.occurred_at).total_seconds()
+        if found is not None:
+            kind = {"status": outcome.status, "command_type": command.command_type}
+            found.commands.add(1, kind)
+            found.command_latency.record(waited, kind)
+        if per_command and (outcome.status != "processed" or debug):
+            context = telemetry.span_context(command.metadata.traceparent)
+            log_event(
+                log, f"command.{outcome.status}",
+                level=logging.DEBUG if outcome.status == "processed" else logging.INFO,
+                tenant=str(stored.stream.tenant_id),
+                correlation_id=str(command.metadata.correlation_id),
+                trace_id=f"{context.trace_id:032x}" if context else None,
+                command_id=str(command.command_id), command_type=command.command_type,
+                batch_id=str(result.batch_id),
+                events=outcome.result.get("events") if outcome.result else None,
+                code=outcome.error.get("code") if outcome.error else None,
+                duration_ms=round(waited * 1000, 3),
+            )
+    if found is not None:
+        found.batch_size.record(len(commands))
+    log_event(log, "batch", level=logging.DEBUG, batch_id=str(result.batch_id),
+              commands=len(commands), processed=result.processed, rejected=result.rejected,
+              events=result.events,
+              duration_ms=round((time.perf_counter() - started) * 1000, 3))
 
 
 def _rejected(

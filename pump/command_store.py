@@ -8,6 +8,7 @@ only after the infrastructure kept failing through every retry.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -18,7 +19,11 @@ from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from domain.contracts import Command, StreamId
+from pump import telemetry
 from pump.database import Conn, connection
+from pump.logs import log_event
+
+log = logging.getLogger(__name__)
 
 # Claims are serialised across pumps by this transaction-scoped lock (safe behind a
 # transaction pooler): one claim at a time keeps "no aggregate in two batches" simple and
@@ -41,7 +46,7 @@ update intent.commands c
 set status = 'dispatched', batch_id = %(batch_id)s, attempts = c.attempts + 1,
     updated_at = now()
 from claimed where c.command_id = claimed.command_id
-returning c.command_id
+returning c.command_id, c.metadata->>'traceparent'
 """
 
 Outcome = Literal["processed", "rejected", "failed"]
@@ -51,6 +56,9 @@ Outcome = Literal["processed", "rejected", "failed"]
 class Batch:
     batch_id: UUID
     command_ids: tuple[UUID, ...]
+    # The commands' W3C trace contexts (None where a command came without one): the claim
+    # span continues them.
+    traceparents: tuple[str | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,8 @@ class PostgresCommandStore:
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute("select pg_advisory_xact_lock(%s)", (_CLAIM_LOCK,))
             cur = await conn.execute(_CLAIM, {"limit": limit, "batch_id": batch_id})
-            ids = tuple(row[0] for row in await cur.fetchall())
+            rows = await cur.fetchall()
+            ids = tuple(row[0] for row in rows)
             if not ids:
                 return None
             await conn.execute(
@@ -110,7 +119,8 @@ class PostgresCommandStore:
                 " values (%s, %s, %s)",
                 (batch_id, len(ids), claimed_by),
             )
-        return Batch(batch_id=batch_id, command_ids=ids)
+        return Batch(batch_id=batch_id, command_ids=ids,
+                     traceparents=tuple(row[1] for row in rows))
 
     async def open_commands(self, batch_id: UUID, conn: Conn) -> list[StoredCommand]:
         """The batch's commands not yet done, in submission order, locked for this
@@ -190,6 +200,12 @@ class PostgresCommandStore:
                 " finished_at = now(), updated_at = now() where batch_id = %s",
                 (json.dumps(error), batch_id),
             )
+        log_event(log, "batch.failed", f"batch failed after its last attempt: {failed} "
+                  "command(s) recorded failed", level=logging.ERROR, batch_id=str(batch_id),
+                  commands=failed, error=error.get("message"), error_type=error.get("type"))
+        found = telemetry.instruments()
+        if found is not None and failed:
+            found.commands.add(failed, {"status": "failed"})
         return failed
 
     async def note_error(self, batch_id: UUID, error: dict[str, Any]) -> None:

@@ -12,18 +12,23 @@ import asyncio
 import logging
 import os
 import socket
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 from uuid import UUID
 
 import psycopg
+from opentelemetry import trace
+from opentelemetry.context import Context
 from psycopg_pool import AsyncConnectionPool
 
 from projections.apply import StaleWriteError
+from pump import telemetry
 from pump.batch_processor import BatchProcessor
-from pump.command_store import PostgresCommandStore
+from pump.command_store import Batch, PostgresCommandStore
 from pump.database import Conn
+from pump.logs import log_event
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +111,13 @@ class Pump:
     async def run(self, stop: asyncio.Event) -> None:
         """Until `stop` is set; then finish what was dispatched and return."""
         listener = asyncio.create_task(self._listen(stop))
+        background = [listener]
+        if telemetry.metering():
+            from pump.gauges import every, sample_held_back
+
+            background.append(
+                asyncio.create_task(every(stop, lambda: sample_held_back(self._pool)))
+            )
         next_sweep = 0.0
         loop = asyncio.get_running_loop()
         last_claim, last_full = -1e9, False
@@ -121,6 +133,7 @@ class Pump:
                         await _wait_any(self._idle, stop, linger)
                 self._wake.clear()
                 last_claim = loop.time()
+                claim_started = time.time_ns()
                 batch = await self._store.claim(
                     self.settings.batch_limit, claimed_by=self.settings.name
                 )
@@ -130,22 +143,52 @@ class Pump:
                     await _wait_any(self._wake, stop, self.settings.poll_interval)
                     continue
                 last_full = len(batch.command_ids) >= self.settings.batch_limit
-                self._start(batch.batch_id)
+                self._start(batch.batch_id, self._claimed(batch, claim_started))
         finally:
-            listener.cancel()
-            await asyncio.gather(listener, return_exceptions=True)
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    def _start(self, batch_id: UUID) -> None:
+    def _claimed(self, batch: Batch, started_ns: int) -> Context | None:
+        """The claim's span (when tracing): a child of the oldest command's trace context,
+        linked to the other commands' traces; the batch's dispatch continues it."""
+        log_event(log, "batch.claimed", level=logging.DEBUG, batch_id=str(batch.batch_id),
+                  commands=len(batch.command_ids),
+                  duration_ms=round((time.time_ns() - started_ns) / 1e6, 3))
+        if not telemetry.tracing():
+            return None
+        with telemetry.span_over(
+            "intent.claim", batch.traceparents,
+            {"intent.batch_id": str(batch.batch_id), "intent.commands": len(batch.command_ids),
+             "intent.pump": self.settings.name},
+            start_time=started_ns,
+        ) as span:
+            return trace.set_span_in_context(span)
+
+    def _start(self, batch_id: UUID, parent: Context | None = None) -> None:
         """Dispatch in the background; the slot is freed and the loop woken when done (the
         batch's aggregates may hold back commands that can now be claimed)."""
 
         async def dispatch() -> None:
+            started = time.perf_counter()
             try:
-                await self._dispatcher.dispatch(batch_id)
+                if telemetry.tracing():
+                    with telemetry.tracer().start_as_current_span(
+                        "intent.batch", context=parent,
+                        attributes={"intent.batch_id": str(batch_id)},
+                    ):
+                        await self._dispatcher.dispatch(batch_id)
+                else:
+                    await self._dispatcher.dispatch(batch_id)
+                log_event(log, "batch.dispatched", level=logging.DEBUG,
+                          batch_id=str(batch_id),
+                          duration_ms=round((time.perf_counter() - started) * 1000, 3))
             except Exception:
-                log.exception("dispatching batch %s failed; the sweep will retry it", batch_id)
+                log_event(log, "batch.dispatch_failed",
+                          f"dispatching batch {batch_id} failed; the sweep will retry it",
+                          level=logging.ERROR, exc_info=True, batch_id=str(batch_id))
             finally:
                 self._slots.release()
                 self._wake.set()

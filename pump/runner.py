@@ -3,21 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 from collections.abc import Callable
 from contextlib import AsyncExitStack
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from domain.app import registry, sagas
+from pump import telemetry
 from pump.batch_processor import BatchProcessor
 from pump.database import Conn, open_pool
+from pump.logs import log_event
 from pump.pump import DirectDispatcher, Dispatcher, Pump, PumpSettings
 from pump.saga_router import SagaRouter
 from pump.saga_worker import build_saga_worker, saga_task_queue, saga_timer_overrides
 from pump.temporal import TemporalDispatcher, TemporalSettings, build_worker, connect
 
 Log = Callable[[str], None]
+
+log = logging.getLogger("intent.process")
+
+
+def _announce(say: Log | None, event: str, text: str, **fields: Any) -> None:
+    """A process start or stop: one structured line, and the caller's own sink if any."""
+    log_event(log, event, text, **fields)
+    if say is not None:
+        say(text)
+
+
+def _telemetry(stack: AsyncExitStack, service: str) -> None:
+    """Traces and metrics as the OTEL_* variables say; flushed on the way out."""
+    stack.callback(telemetry.configure_from_env(service))
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -29,16 +47,18 @@ def _stop_on_signals() -> asyncio.Event:
 
 
 def run_pump(
-    url: str, settings: PumpSettings, *, direct: bool, attempt_timeout: float, log: Log
+    url: str, settings: PumpSettings, *, direct: bool, attempt_timeout: float,
+    log: Log | None = None,
 ) -> None:
     asyncio.run(_pump(url, settings, direct, attempt_timeout, log))
 
 
 async def _pump(
-    url: str, settings: PumpSettings, direct: bool, attempt_timeout: float, log: Log
+    url: str, settings: PumpSettings, direct: bool, attempt_timeout: float, say: Log | None
 ) -> None:
     stop = _stop_on_signals()
     async with AsyncExitStack() as stack:
+        _telemetry(stack, "pump")
         pool = await open_pool(url, min_size=2, max_size=settings.concurrency + 4, name="pump")
         stack.push_async_callback(pool.close)
         dispatcher: Dispatcher
@@ -53,10 +73,15 @@ async def _pump(
             )
             mode = f"Temporal {temporal.address}, task queue {temporal.task_queue}"
         pump = Pump(pool, url, dispatcher, settings)
-        log(f"pump {settings.name} running ({mode}; batches of up to {settings.batch_limit}, "
-            f"{settings.concurrency} in flight)")
+        _announce(say, "process.start",
+                  f"pump {settings.name} running ({mode}; batches of up to "
+                  f"{settings.batch_limit}, {settings.concurrency} in flight)",
+                  process="pump", name=settings.name, tracing=telemetry.tracing(),
+                  metrics=telemetry.metering())
         await pump.run(stop)
-        log(f"pump stopped after dispatching {pump.batches_dispatched} batch(es)")
+        _announce(say, "process.stop",
+                  f"pump stopped after dispatching {pump.batches_dispatched} batch(es)",
+                  process="pump", batches=pump.batches_dispatched)
 
 
 def _processor(pool: AsyncConnectionPool[Conn]) -> BatchProcessor:
@@ -67,15 +92,16 @@ def _processor(pool: AsyncConnectionPool[Conn]) -> BatchProcessor:
     return BatchProcessor(pool, registry, inline=InlineProjections(catalog, registry=registry))
 
 
-def run_worker(url: str, *, max_activities: int, log: Log) -> None:
+def run_worker(url: str, *, max_activities: int, log: Log | None = None) -> None:
     asyncio.run(_worker(url, max_activities, log))
 
 
-async def _worker(url: str, max_activities: int, log: Log) -> None:
+async def _worker(url: str, max_activities: int, say: Log | None) -> None:
     stop = _stop_on_signals()
     temporal = TemporalSettings.from_env()
     saga_queue = saga_task_queue()
     async with AsyncExitStack() as stack:
+        _telemetry(stack, "worker")
         pool = await open_pool(url, min_size=2, max_size=max_activities + 4, name="worker")
         stack.push_async_callback(pool.close)
         client = await connect(temporal)
@@ -85,21 +111,26 @@ async def _worker(url: str, max_activities: int, log: Log) -> None:
         )
         saga_worker = build_saga_worker(client, pool, registry, saga_queue)
         async with batches, saga_worker:
-            log(f"worker running (Temporal {temporal.address}; batches on "
-                f"{temporal.task_queue}, {max_activities} at once; sagas on {saga_queue})")
+            _announce(say, "process.start",
+                      f"worker running (Temporal {temporal.address}; batches on "
+                      f"{temporal.task_queue}, {max_activities} at once; sagas on "
+                      f"{saga_queue})",
+                      process="worker", tracing=telemetry.tracing(),
+                      metrics=telemetry.metering())
             await stop.wait()
-        log("worker stopped")
+        _announce(say, "process.stop", "worker stopped", process="worker")
 
 
-def run_saga_router(url: str, *, log: Log) -> None:
+def run_saga_router(url: str, *, log: Log | None = None) -> None:
     asyncio.run(_saga_router(url, log))
 
 
-async def _saga_router(url: str, log: Log) -> None:
+async def _saga_router(url: str, say: Log | None) -> None:
     stop = _stop_on_signals()
     temporal = TemporalSettings.from_env()
     timers = saga_timer_overrides()
     async with AsyncExitStack() as stack:
+        _telemetry(stack, "sagas")
         pool = await open_pool(url, min_size=1, max_size=4, name="saga-router")
         stack.push_async_callback(pool.close)
         router = SagaRouter(
@@ -107,6 +138,10 @@ async def _saga_router(url: str, log: Log) -> None:
             task_queue=saga_task_queue(), timer_seconds=timers,
         )
         names = ", ".join(s.name for s in sagas) or "none"
-        log(f"saga router running (sagas: {names}; timer overrides: {timers or 'none'})")
+        _announce(say, "process.start",
+                  f"saga router running (sagas: {names}; timer overrides: {timers or 'none'})",
+                  process="sagas", tracing=telemetry.tracing(), metrics=telemetry.metering())
         await router.run(stop)
-        log(f"saga router stopped after {router.delivered} deliveries")
+        _announce(say, "process.stop",
+                  f"saga router stopped after {router.delivered} deliveries",
+                  process="sagas", deliveries=router.delivered)

@@ -3,6 +3,10 @@ from the step, so a retried or replayed step finds it there already."""
 
 from __future__ import annotations
 
+import logging
+import time
+from contextlib import nullcontext
+
 from psycopg_pool import AsyncConnectionPool
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
@@ -11,8 +15,12 @@ from domain.contracts import Command, Metadata
 from domain.errors import BadInput
 from domain.registry import Registry
 from domain.saga import saga_command_id
+from pump import telemetry
 from pump.database import Conn
+from pump.logs import log_event
 from pump.saga_contracts import ISSUE_COMMAND, IssueRequest
+
+log = logging.getLogger(__name__)
 
 SAGA_ROLE = "service_role"
 
@@ -24,6 +32,31 @@ class SagaActivities:
 
     @activity.defn(name=ISSUE_COMMAND)
     async def issue_command(self, request: IssueRequest) -> str:
+        """A saga step: with tracing on, a span that is a child of the causing event's trace
+        context (linked to the activity's own span), and the command carries it on."""
+        started = time.perf_counter()
+        span = (
+            telemetry.child_span(
+                f"intent.saga.step {request.saga}", request.traceparent,
+                {"intent.saga": request.saga, "intent.saga.instance": request.instance,
+                 "intent.saga.step": request.key, "intent.command_type": request.command_type,
+                 "intent.tenant_id": str(request.tenant_id)},
+                link_current=True,
+            )
+            if telemetry.tracing() else nullcontext()
+        )
+        with span:
+            command_id = await self._issue(request)
+        log_event(log, "saga.step", level=logging.INFO, saga=request.saga,
+                  instance=request.instance, step=request.key, tenant=str(request.tenant_id),
+                  correlation_id=str(request.correlation_id),
+                  trace_id=_trace_id(request.traceparent),
+                  command_id=command_id, command_type=request.command_type,
+                  event_id=str(request.causation_id) if request.causation_id else None,
+                  duration_ms=round((time.perf_counter() - started) * 1000, 3))
+        return command_id
+
+    async def _issue(self, request: IssueRequest) -> str:
         command_id = saga_command_id(
             request.saga, request.tenant_id, request.instance, request.key
         )
@@ -32,7 +65,8 @@ class SagaActivities:
             role=SAGA_ROLE,
             correlation_id=request.correlation_id,
             causation_id=request.causation_id,
-            traceparent=request.traceparent,
+            traceparent=(telemetry.current_traceparent() if telemetry.tracing() else None)
+            or request.traceparent,
         )
         command = Command(
             command_id=command_id,
@@ -63,3 +97,8 @@ class SagaActivities:
             )
             await conn.execute("select pg_notify('intent_commands', 'saga')")
         return str(command_id)
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    context = telemetry.span_context(traceparent)
+    return f"{context.trace_id:032x}" if context else None

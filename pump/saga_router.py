@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
@@ -20,9 +22,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from domain.contracts import Event
 from domain.registry import Registry
-from domain.saga import SagaRegistry, saga_workflow_id
+from domain.saga import Saga, SagaRegistry, saga_workflow_id
+from pump import telemetry
 from pump.database import Conn
 from pump.feed import FeedPosition, GlobalFeed
+from pump.logs import log_event
 from pump.saga_contracts import SAGA_EVENT_SIGNAL, SagaStart
 from pump.saga_workflow import SagaWorkflow
 
@@ -56,6 +60,22 @@ class SagaRouter:
         self.delivered = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        samplers: list[asyncio.Task[None]] = []
+        if telemetry.metering():
+            from pump.gauges import every, sample_lag, sample_sagas
+
+            samplers = [
+                asyncio.create_task(every(stop, lambda: sample_lag(self._pool, [CONSUMER]))),
+                asyncio.create_task(every(stop, lambda: sample_sagas(self._client))),
+            ]
+        try:
+            await self._follow(stop)
+        finally:
+            for task in samplers:
+                task.cancel()
+            await asyncio.gather(*samplers, return_exceptions=True)
+
+    async def _follow(self, stop: asyncio.Event) -> None:
         position = await self._checkpoint()
         while not stop.is_set():
             page = await self._feed.read(position, limit=self._page_size)
@@ -72,8 +92,22 @@ class SagaRouter:
         listeners = self._sagas.interested_in(event)
         if not listeners:
             return
+        if not telemetry.tracing():
+            await self._deliver(event, listeners)
+            return
+        # A child of the span that appended the event; Temporal's interceptor carries it
+        # into the saga workflow's start or signal.
+        with telemetry.child_span(
+            f"intent.saga.route {event.event_type}", event.metadata.traceparent,
+            {"intent.event_id": str(event.event_id), "intent.event_type": event.event_type,
+             "intent.tenant_id": str(event.stream.tenant_id)},
+        ):
+            await self._deliver(event, listeners)
+
+    async def _deliver(self, event: Event, listeners: Sequence[type[Saga[Any]]]) -> None:
         payload = self._registry.load_event(event)
         for saga in listeners:
+            started = time.perf_counter()
             instance = saga.instance_of(payload)
             if instance is None:
                 continue
@@ -109,6 +143,13 @@ class SagaRouter:
                         raise
                     log.info("no running saga %s for event %s", workflow_id, event.event_id)
             self.delivered += 1
+            log_event(log, "saga.delivered", level=logging.DEBUG, saga=saga.name,
+                      instance=instance, workflow_id=workflow_id,
+                      tenant=str(event.stream.tenant_id),
+                      correlation_id=str(event.metadata.correlation_id),
+                      trace_id=_trace_id(event.metadata.traceparent),
+                      event_id=str(event.event_id), event_type=event.event_type,
+                      duration_ms=round((time.perf_counter() - started) * 1000, 3))
 
     async def _checkpoint(self) -> FeedPosition:
         async with self._pool.connection() as conn:
@@ -129,3 +170,8 @@ class SagaRouter:
                 " updated_at = now()",
                 (CONSUMER, str(position.transaction_id), position.position),
             )
+
+
+def _trace_id(traceparent: str | None) -> str | None:
+    context = telemetry.span_context(traceparent)
+    return f"{context.trace_id:032x}" if context else None

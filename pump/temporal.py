@@ -12,6 +12,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
+from pump import telemetry
 from pump.batch_activities import BatchActivities
 from pump.batch_contracts import BatchRequest, workflow_id
 from pump.batch_processor import BatchProcessor
@@ -48,9 +49,23 @@ class TemporalSettings:
 
 
 async def connect(settings: TemporalSettings) -> Client:
+    """With tracing on, the client (and the workers built on it) carries Temporal's
+    TracingInterceptor, so workflows and activities continue the caller's trace."""
     return await Client.connect(
-        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter
+        settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter,
+        interceptors=telemetry.temporal_interceptors(),
     )
+
+
+def traced(client: Client) -> Client:
+    """The same connection with the tracing interceptor (when tracing is on), for callers
+    that were handed a client (tests, the benchmark)."""
+    interceptors = telemetry.temporal_interceptors()
+    if not interceptors:
+        return client
+    config = client.config()
+    config["interceptors"] = [*config["interceptors"], *interceptors]
+    return Client(**config)
 
 
 def build_worker(

@@ -197,9 +197,11 @@ def pump_command(
     """
     from datetime import timedelta
 
+    from pump.logs import setup_logging
     from pump.pump import PumpSettings
     from pump.runner import run_pump
 
+    setup_logging("pump")
     run_pump(
         settings.database().url,
         PumpSettings(
@@ -211,7 +213,6 @@ def pump_command(
         ),
         direct=direct,
         attempt_timeout=attempt_timeout,
-        log=lambda line: err.print(line),
     )
 
 
@@ -227,11 +228,11 @@ def worker_command(max_batches: int) -> None:
     workflows run on their own task queue (INTENT_SAGA_TASK_QUEUE, default intent-sagas).
     Temporal from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and INTENT_TASK_QUEUE.
     """
+    from pump.logs import setup_logging
     from pump.runner import run_worker
 
-    run_worker(
-        settings.database().url, max_activities=max_batches, log=lambda line: err.print(line)
-    )
+    setup_logging("worker")
+    run_worker(settings.database().url, max_activities=max_batches)
 
 
 @main.command("sagas")
@@ -245,10 +246,12 @@ def sagas_command() -> None:
     e.g. "orders.fulfilment.payment_deadline=30" (seconds). Temporal from TEMPORAL_ADDRESS,
     TEMPORAL_NAMESPACE and INTENT_SAGA_TASK_QUEUE (default intent-sagas).
     """
+    from pump.logs import setup_logging
     from pump.runner import run_saga_router
 
+    setup_logging("sagas")
     try:
-        run_saga_router(settings.database().url, log=lambda line: err.print(line))
+        run_saga_router(settings.database().url)
     except ValueError as exc:  # a malformed INTENT_SAGA_TIMERS
         err.print(f"[red]intent:[/red] {exc}")
         sys.exit(EXIT_ENVIRONMENT)

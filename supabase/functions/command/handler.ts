@@ -19,6 +19,7 @@ import {
   correlationId,
   formatTraceparent,
   isJsonContentType,
+  type TraceContext,
   traceContext,
 } from "./headers.ts";
 import { type CommandStatus, isCommandStatus, pollUntilTerminal, TERMINAL } from "./wait.ts";
@@ -46,6 +47,12 @@ export interface Deps {
   newId: () => string;
   log: (line: LogLine) => void;
   random?: (buffer: Uint8Array) => Uint8Array;
+  /**
+   * Runs a request inside the function's ingress span and hands `run` that span's
+   * context (null when tracing is off); the command then carries the span's context
+   * as its traceparent. Without it, the caller's traceparent is passed on as it came.
+   */
+  ingressSpan?: (run: (span: TraceContext | null) => Promise<Response>) => Promise<Response>;
 }
 
 /** The largest body read: room for a payload at the limit written with escapes and spaces. */
@@ -143,12 +150,20 @@ async function appendedEvents(
   return events;
 }
 
-async function submit(request: Request, deps: Deps, line: LogLine): Promise<Response> {
+async function submit(
+  request: Request,
+  deps: Deps,
+  line: LogLine,
+  span: TraceContext | null,
+): Promise<Response> {
   const headers = request.headers;
   const correlation = correlationId(headers.get("x-correlation-id"), deps.newId);
   line.correlation_id = correlation;
   const trace = traceContext(headers.get("traceparent"), deps.random);
-  line.trace_id = trace.context.traceId;
+  // The ingress span, when there is one, is a child of the caller's context (or the
+  // root of a new trace): the pipeline's spans hang below it.
+  const passOn = span ?? trace.context;
+  line.trace_id = passOn.traceId;
   if (trace.received === "invalid") line.traceparent_dropped = true;
   const extra = { "x-correlation-id": correlation };
 
@@ -169,7 +184,7 @@ async function submit(request: Request, deps: Deps, line: LogLine): Promise<Resp
     payload: envelope.payload,
     command_id: envelope.commandId,
     correlation_id: correlation,
-    traceparent: formatTraceparent(trace.context),
+    traceparent: formatTraceparent(passOn),
   });
   const accepted = submitted as { command_id?: unknown; status?: unknown } | null;
   if (typeof accepted?.command_id !== "string" || typeof accepted.status !== "string") {
@@ -243,7 +258,9 @@ export function createHandler(deps: Deps): (request: Request) => Promise<Respons
           Allow: "POST, OPTIONS",
         });
       } else {
-        response = await submit(request, deps, line);
+        response = deps.ingressSpan
+          ? await deps.ingressSpan((span) => submit(request, deps, line, span))
+          : await submit(request, deps, line, null);
       }
     } catch (caught) {
       const error = caught instanceof ApiError ? caught : new ApiError(

@@ -290,3 +290,44 @@ Deno.test("a body that is not UTF-8 is malformed", async () => {
   strictEqual(response.status, 400);
   strictEqual((await response.json()).error.code, "malformed_json");
 });
+
+Deno.test("with an ingress span the command carries the span's context, not the caller's", async () => {
+  const calls: Call[] = [];
+  const logs: LogLine[] = [];
+  const span = {
+    traceId: "4bf92f3577b34da6a3ce929d0e0e4736",
+    parentId: "a1b2c3d4e5f60718",
+    flags: "01",
+  };
+  const traced = createHandler({
+    ...setupDeps(calls, logs),
+    ingressSpan: (run) => run(span),
+  });
+  const response = await traced(post(command(), { traceparent: TRACE }));
+  strictEqual(response.status, 202);
+  strictEqual(calls[0].args.traceparent, "00-4bf92f3577b34da6a3ce929d0e0e4736-a1b2c3d4e5f60718-01");
+  strictEqual(logs[0].trace_id, span.traceId);
+});
+
+Deno.test("an ingress span that is off (null) leaves the caller's traceparent as it came", async () => {
+  const calls: Call[] = [];
+  const logs: LogLine[] = [];
+  const traced = createHandler({ ...setupDeps(calls, logs), ingressSpan: (run) => run(null) });
+  await traced(post(command(), { traceparent: TRACE }));
+  strictEqual(calls[0].args.traceparent, TRACE);
+});
+
+function setupDeps(calls: Call[], logs: LogLine[]): Deps {
+  return {
+    catalog,
+    publicUrl: "https://project.example/",
+    rpcFor: (authorization) => (fn, args) => {
+      calls.push({ fn, args, authorization });
+      return Promise.resolve(ok({ command_id: COMMAND, status: "pending" }));
+    },
+    now: () => 0,
+    sleep: () => Promise.resolve(),
+    newId: () => "99999999-8888-4777-8666-555555555555",
+    log: (line) => logs.push(line),
+  };
+}

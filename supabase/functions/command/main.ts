@@ -7,10 +7,12 @@
  * statusUrl answered to clients when SUPABASE_URL is an internal address (the
  * Supabase CLI's local stack gives functions http://kong:8000).
  */
+import { SpanStatusCode, trace } from "@opentelemetry/api";
 import { createClient } from "@supabase/supabase-js";
 import { catalog } from "../_shared/catalog.ts";
 import { ApiError } from "./errors.ts";
 import { createHandler, type LogLine, type Rpc } from "./handler.ts";
+import type { TraceContext } from "./headers.ts";
 
 export type Env = (name: string) => string | undefined;
 
@@ -39,6 +41,38 @@ export function logLine(line: LogLine): void {
   console.log(JSON.stringify({ ts: new Date().toISOString(), fn: "command", ...line }));
 }
 
+/**
+ * The ingress span, through Deno's built-in OpenTelemetry (OTEL_DENO=true exports
+ * OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT): a child of the request's server span,
+ * which Deno parents on the caller's traceparent. With OpenTelemetry off the API's
+ * tracer is the no-op one, its span context invalid, and `run` gets null.
+ */
+export function ingressSpan(
+  run: (span: TraceContext | null) => Promise<Response>,
+): Promise<Response> {
+  return trace.getTracer("intent-command").startActiveSpan("intent.ingress", async (span) => {
+    const context = span.spanContext();
+    const passOn = trace.isSpanContextValid(context)
+      ? {
+        traceId: context.traceId,
+        parentId: context.spanId,
+        flags: context.traceFlags.toString(16).padStart(2, "0"),
+      }
+      : null;
+    try {
+      const response = await run(passOn);
+      span.setAttribute("http.response.status_code", response.status);
+      if (response.status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      return response;
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
 /** The handler, configured from the environment. */
 export function handlerFromEnv(env: Env): (request: Request) => Promise<Response> {
   const url = env("SUPABASE_URL");
@@ -56,5 +90,6 @@ export function handlerFromEnv(env: Env): (request: Request) => Promise<Response
     sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)),
     newId: () => crypto.randomUUID(),
     log: logLine,
+    ingressSpan,
   });
 }
