@@ -19,7 +19,8 @@ from pump.logs import log_event
 from pump.pump import DirectDispatcher, Dispatcher, Pump, PumpSettings
 from pump.saga_router import SagaRouter
 from pump.saga_worker import build_saga_worker, saga_task_queue, saga_timer_overrides
-from pump.temporal import TemporalDispatcher, TemporalSettings, build_worker, connect
+from pump.temporal import TemporalDispatcher, build_worker, connect
+from pump.temporal_settings import TemporalSettings
 
 Log = Callable[[str], None]
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
 from uuid import UUID
 
 from temporalio.client import Client
@@ -17,35 +15,7 @@ from pump.batch_activities import BatchActivities
 from pump.batch_contracts import BatchRequest, workflow_id
 from pump.batch_processor import BatchProcessor
 from pump.batch_workflow import BatchWorkflow
-
-# The dev-server tuning measured on the architecture page: without it every workflow waits
-# on ~100 ms poll intervals; with it, ~35 ms.
-DEV_SERVER_TUNING = [
-    "--dynamic-config-value", "history.transferProcessorMaxPollRPS=10000",
-    "--dynamic-config-value", "history.timerProcessorMaxPollRPS=10000",
-    "--dynamic-config-value", "history.visibilityProcessorMaxPollRPS=10000",
-    # Eager starts and eager activities: a worker on the starting client (or the worker that
-    # completed the workflow task) gets the next task in the reply, skipping a poll each.
-    "--dynamic-config-value", "system.enableEagerWorkflowStart=true",
-    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
-    "--sqlite-pragma", "journal_mode=wal",
-    "--sqlite-pragma", "synchronous=normal",
-]
-
-
-@dataclass(frozen=True)
-class TemporalSettings:
-    address: str = "127.0.0.1:7233"
-    namespace: str = "default"
-    task_queue: str = "intent-batches"
-
-    @classmethod
-    def from_env(cls) -> TemporalSettings:
-        return cls(
-            address=os.environ.get("TEMPORAL_ADDRESS", cls.address),
-            namespace=os.environ.get("TEMPORAL_NAMESPACE", cls.namespace),
-            task_queue=os.environ.get("INTENT_TASK_QUEUE", cls.task_queue),
-        )
+from pump.temporal_settings import TemporalSettings
 
 
 async def connect(settings: TemporalSettings) -> Client:
@@ -54,6 +24,7 @@ async def connect(settings: TemporalSettings) -> Client:
     return await Client.connect(
         settings.address, namespace=settings.namespace, data_converter=pydantic_data_converter,
         interceptors=telemetry.temporal_interceptors(),
+        api_key=settings.api_key, tls=settings.tls_config(),
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pump.temporal import DEV_SERVER_TUNING
+from pump.temporal_settings import DEV_SERVER_TUNING
 from tools.local_pg import LocalCluster, scratch_cluster
 
 

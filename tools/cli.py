@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 from rich.console import Console
 
+from pump.temporal_settings import TemporalSettingsError
 from tools import settings
 from tools.local_pg import ClusterError
 from tools.migrations import Migration, MigrationError, MigrationReport
@@ -38,7 +39,7 @@ def _friendly_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ClusterError, settings.SettingsError) as exc:
+        except (ClusterError, settings.SettingsError, TemporalSettingsError) as exc:
             err.print(f"[red]intent:[/red] {exc}")
             sys.exit(EXIT_ENVIRONMENT)
         except MigrationError as exc:

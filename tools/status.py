@@ -254,13 +254,16 @@ async def read_sagas(address: str, namespace: str, *, limit: int = 10_000) -> Sa
     """Running saga workflows by saga, from Temporal's visibility; unreachable is reported,
     not raised (the database part of the status still stands)."""
     import asyncio
-
-    from temporalio.client import Client
+    from dataclasses import replace
 
     from pump.saga_contracts import SAGA_WORKFLOW
+    from pump.temporal import connect
+    from pump.temporal_settings import TemporalSettings
 
     try:
-        client = await asyncio.wait_for(Client.connect(address, namespace=namespace), 10)
+        # The credentials (API key, TLS) from the environment, as the workers use them.
+        settings = replace(TemporalSettings.from_env(), address=address, namespace=namespace)
+        client = await asyncio.wait_for(connect(settings), 10)
     except Exception as exc:  # any connection failure: say it, keep the rest
         return Sagas(reachable=False, error=" ".join(str(exc).split())[:200] or repr(exc))
     running: dict[str, int] = {}

@@ -505,7 +505,8 @@ class CommandBench:
         from temporalio.contrib.pydantic import pydantic_data_converter
         from temporalio.testing import WorkflowEnvironment
 
-        from pump.temporal import DEV_SERVER_TUNING, build_worker
+        from pump.temporal import build_worker
+        from pump.temporal_settings import DEV_SERVER_TUNING
 
         self.submit_pool = await open_pool(
             self.url, min_size=self.plan.submitters, max_size=self.plan.submitters + 2,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
-from pump.temporal import DEV_SERVER_TUNING
+from pump.temporal_settings import DEV_SERVER_TUNING
 from tools.settings import REPO_ROOT, local_url
 
 DEFAULT_GATEWAY_PORT = 54321
