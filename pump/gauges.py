@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from psycopg_pool import AsyncConnectionPool
@@ -25,45 +26,93 @@ LAG_COUNT_CAP = 100_000  # counting further would cost more than the figure is w
 SAGA_STATES = ("Running", "Completed", "Failed", "TimedOut", "Terminated", "Canceled")
 
 
+# -- the readings: one query each, shared with `intent status` -----------------------------
+
+
+@dataclass(frozen=True)
+class Lag:
+    """Events committed after a consumer's checkpoint (at most LAG_COUNT_CAP counted) and
+    how long the oldest of them has waited."""
+
+    events: int
+    capped: bool
+    seconds: float
+
+
+@dataclass(frozen=True)
+class HeldBack:
+    """The oldest open transaction with a transaction id: the feed stops before it until it
+    ends (its events may still commit, so no follower may pass it)."""
+
+    pid: int
+    transaction_id: str
+    age_seconds: float
+    state: str | None
+    application: str | None
+    query: str | None
+
+
+async def read_lag(conn: Conn, consumer: str) -> Lag:
+    """A consumer without a checkpoint is behind by the whole feed."""
+    cur = await conn.execute(
+        "select count(*), coalesce(extract(epoch from now() - min(recorded_at)), 0)"
+        "::float8 from (select e.recorded_at from intent.events e"
+        " left join intent.checkpoints c on c.consumer = %s"
+        " where c.consumer is null"
+        "   or (e.transaction_id, e.position) > (c.transaction_id, c.position)"
+        " limit %s) behind",
+        (consumer, LAG_COUNT_CAP),
+    )
+    row = await cur.fetchone()
+    events, seconds = (int(row[0]), float(row[1])) if row else (0, 0.0)
+    return Lag(events, events >= LAG_COUNT_CAP, seconds)
+
+
+async def read_held_back(conn: Conn) -> HeldBack | None:
+    cur = await conn.execute(
+        "select pid, backend_xid::text, extract(epoch from now() - xact_start)::float8,"
+        " state, application_name, left(query, 200) from pg_stat_activity"
+        " where backend_xid is not null and pid <> pg_backend_pid()"
+        " order by age(backend_xid) desc limit 1"
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    return HeldBack(int(row[0]), row[1], float(row[2] or 0.0), row[3], row[4] or None, row[5])
+
+
+async def count_sagas(client: Client) -> dict[str, int]:
+    """Saga workflows by execution state, from Temporal's visibility (one count each)."""
+    from pump.saga_contracts import SAGA_WORKFLOW
+
+    counts: dict[str, int] = {}
+    for state in SAGA_STATES:
+        query = f'WorkflowType = "{SAGA_WORKFLOW}" AND ExecutionStatus = "{state}"'
+        counts[state.lower()] = (await client.count_workflows(query)).count
+    return counts
+
+
+# -- the samplers behind the gauges ---------------------------------------------------------
+
+
 async def sample_lag(pool: AsyncConnectionPool[Conn], consumers: Sequence[str]) -> None:
-    """Events after each consumer's checkpoint (capped), and the oldest one's age."""
     async with pool.connection() as conn:
         for consumer in consumers:
-            cur = await conn.execute(
-                "select count(*), coalesce(extract(epoch from now() - min(recorded_at)), 0)"
-                "::float8 from (select e.recorded_at from intent.events e"
-                " left join intent.checkpoints c on c.consumer = %s"
-                " where c.consumer is null"
-                "   or (e.transaction_id, e.position) > (c.transaction_id, c.position)"
-                " limit %s) behind",
-                (consumer, LAG_COUNT_CAP),
-            )
-            row = await cur.fetchone()
-            events, seconds = (int(row[0]), float(row[1])) if row else (0, 0.0)
-            telemetry.set_gauge("intent.projection.lag.events", events, consumer=consumer)
-            telemetry.set_gauge("intent.projection.lag.seconds", seconds, consumer=consumer)
+            lag = await read_lag(conn, consumer)
+            telemetry.set_gauge("intent.projection.lag.events", lag.events, consumer=consumer)
+            telemetry.set_gauge("intent.projection.lag.seconds", lag.seconds, consumer=consumer)
 
 
 async def sample_held_back(pool: AsyncConnectionPool[Conn]) -> None:
     """How long the oldest open transaction (which holds every feed consumer back) has run."""
     async with pool.connection() as conn:
-        cur = await conn.execute(
-            "select coalesce(max(extract(epoch from now() - xact_start)), 0)::float8"
-            " from pg_stat_activity"
-            " where backend_xid is not null and pid <> pg_backend_pid()"
-        )
-        row = await cur.fetchone()
-    telemetry.set_gauge("intent.feed.held_back.seconds", float(row[0]) if row else 0.0)
+        held = await read_held_back(conn)
+    telemetry.set_gauge("intent.feed.held_back.seconds", held.age_seconds if held else 0.0)
 
 
 async def sample_sagas(client: Client) -> None:
-    """Saga workflows by execution state, from Temporal's visibility (one count each)."""
-    from pump.saga_contracts import SAGA_WORKFLOW
-
-    for state in SAGA_STATES:
-        query = f'WorkflowType = "{SAGA_WORKFLOW}" AND ExecutionStatus = "{state}"'
-        counted = await client.count_workflows(query)
-        telemetry.set_gauge("intent.sagas", counted.count, state=state.lower())
+    for state, count in (await count_sagas(client)).items():
+        telemetry.set_gauge("intent.sagas", count, state=state)
 
 
 async def every(

@@ -16,9 +16,8 @@ from typing import Any
 from psycopg import AsyncConnection
 
 from projections.metadata import Projection
+from pump.gauges import HeldBack, read_held_back, read_lag
 
-# Lag counts stop here: counting further only costs time, the answer is "a lot" already.
-LAG_COUNT_CAP = 1_000_000
 COMMAND_STATUSES = ("pending", "dispatched", "processed", "rejected", "failed")
 _SAGA_ID = re.compile(r"^intent-saga-(?P<saga>.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
                       r"[0-9a-f]{4}-[0-9a-f]{12}-")
@@ -61,22 +60,10 @@ class InlineProjection:
 
 
 @dataclass
-class HeldBack:
-    """The oldest open transaction with a transaction id: the feed stops before it until it
-    ends (its events may still commit, so no follower may pass it)."""
-
-    pid: int
-    transaction_id: str
-    age_seconds: float
-    state: str | None
-    application: str | None
-    query: str | None
-
-
-@dataclass
 class Sagas:
     reachable: bool
-    running: dict[str, int] = field(default_factory=dict)
+    running: dict[str, int] = field(default_factory=dict)  # by saga
+    by_state: dict[str, int] = field(default_factory=dict)  # as the intent.sagas gauge
     error: str | None = None
     listed_all: bool = True
 
@@ -153,7 +140,7 @@ async def read_status(
         consumers=await _consumers(conn, catalog),
         inline_projections=[InlineProjection(p.name, p.version)
                             for p in catalog if p.mode == "inline"],
-        held_back_by=await _held_back(conn),
+        held_back_by=await read_held_back(conn),
         feed_head=await _feed_head(conn),
         sagas=None,
         stuck_after_seconds=stuck_after.total_seconds(),
@@ -200,45 +187,18 @@ async def _consumers(conn: AsyncConnection[Any], catalog: list[Projection]) -> l
     consumers = []
     for name in sorted(wanted):
         row = rows.get(name)
-        txid, position = (row[1], int(row[2])) if row else ("0", 0)
-        lag, capped, seconds = await _lag(conn, txid, position)
+        lag = await read_lag(conn, name)  # the figures the lag gauges report
         consumers.append(Consumer(
             consumer=name,
             kind=consumer_kind(name),
-            checkpoint=f"{txid}/{position}" if row else None,
-            lag_events=lag,
-            lag_capped=capped,
-            lag_seconds=seconds,
+            checkpoint=f"{row[1]}/{int(row[2])}" if row else None,
+            lag_events=lag.events,
+            lag_capped=lag.capped,
+            lag_seconds=lag.seconds,
             error=row[3] if row else None,
             updated_seconds_ago=row[4] if row else None,
         ))
     return consumers
-
-
-async def _lag(conn: AsyncConnection[Any], txid: str, position: int) -> tuple[int, bool, float]:
-    """Events committed after the checkpoint, and how long the oldest of them has waited."""
-    cur = await conn.execute(
-        "select count(*), extract(epoch from now() - min(recorded_at))::float8 from ("
-        "  select recorded_at from intent.events"
-        "  where (transaction_id, position) > (%s::xid8, %s) limit %s) behind",
-        (txid, position, LAG_COUNT_CAP),
-    )
-    row = await cur.fetchone()
-    count = int(row[0]) if row else 0
-    return count, count >= LAG_COUNT_CAP, float(row[1]) if row and row[1] is not None else 0.0
-
-
-async def _held_back(conn: AsyncConnection[Any]) -> HeldBack | None:
-    cur = await conn.execute(
-        "select pid, backend_xid::text, extract(epoch from now() - xact_start)::float8,"
-        " state, application_name, left(query, 200) from pg_stat_activity"
-        " where backend_xid is not null and pid <> pg_backend_pid()"
-        " order by age(backend_xid) desc limit 1"
-    )
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    return HeldBack(int(row[0]), row[1], float(row[2] or 0.0), row[3], row[4] or None, row[5])
 
 
 async def _feed_head(conn: AsyncConnection[Any]) -> str | None:
@@ -266,6 +226,8 @@ async def read_sagas(address: str, namespace: str, *, limit: int = 10_000) -> Sa
         client = await asyncio.wait_for(connect(settings), 10)
     except Exception as exc:  # any connection failure: say it, keep the rest
         return Sagas(reachable=False, error=" ".join(str(exc).split())[:200] or repr(exc))
+    from pump.gauges import count_sagas
+
     running: dict[str, int] = {}
     seen = 0
     query = f'WorkflowType = "{SAGA_WORKFLOW}" AND ExecutionStatus = "Running"'
@@ -273,6 +235,7 @@ async def read_sagas(address: str, namespace: str, *, limit: int = 10_000) -> Sa
         async for execution in client.list_workflows(query, limit=limit):
             running[saga_name(execution.id)] = running.get(saga_name(execution.id), 0) + 1
             seen += 1
+        by_state = await count_sagas(client)
     except Exception as exc:
         return Sagas(reachable=False, error=" ".join(str(exc).split())[:200] or repr(exc))
-    return Sagas(reachable=True, running=running, listed_all=seen < limit)
+    return Sagas(reachable=True, running=running, by_state=by_state, listed_all=seen < limit)

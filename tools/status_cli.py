@@ -177,6 +177,8 @@ def _print(report: StatusReport) -> None:
         running = ", ".join(f"{name} {n}" for name, n in sorted(sagas.running.items()))
         more = "" if sagas.listed_all else " (listing stopped at its limit)"
         out.print(f"[bold]sagas running[/bold] {running or 'none'}{more}")
+        states = "  ".join(f"{state} {n:,}" for state, n in sagas.by_state.items())
+        out.print(f"[bold]sagas by state[/bold] {states}")
     if report.attention:
         out.print("[bold red]needs attention[/bold red]")
         for note in report.attention:

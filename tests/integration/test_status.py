@@ -127,6 +127,9 @@ async def test_sagas_are_counted_by_saga_from_temporal(
                 break
             await asyncio.sleep(0.2)
         assert sagas.running.get("orders.status_test") == 1
+        assert sagas.by_state["running"] >= 1  # what the intent.sagas gauge reports
+        assert set(sagas.by_state) == {"running", "completed", "failed", "timedout",
+                                       "terminated", "canceled"}
     finally:
         await handle.terminate("test over")
 
