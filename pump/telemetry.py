@@ -327,6 +327,17 @@ class Instruments:
         self.append_duration = meter.create_histogram(
             "intent.append.duration", unit="s",
             description="One batch's append (events and snapshots), in its transaction")
+        # The local gateway's Realtime: sockets open, frames delivered by kind, drops.
+        self.realtime_connections = meter.create_up_down_counter(
+            "intent.realtime.connections", unit="{connection}",
+            description="Realtime websockets open on the gateway")
+        self.realtime_deliveries = meter.create_counter(
+            "intent.realtime.deliveries", unit="{message}",
+            description="Realtime messages queued to subscribers, by kind (broadcast, "
+            "postgres_changes)")
+        self.realtime_drops = meter.create_counter(
+            "intent.realtime.drops", unit="{connection}",
+            description="Realtime sockets dropped as slow consumers")
         self.gauges: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
         for name, unit, what in (
             ("intent.projection.lag.events", "{event}",

@@ -82,6 +82,8 @@ class Gateway:
 
 
 GATEWAY = web.AppKey("gateway", Gateway)
+# The caller's role, set by the module that verified the request, for the request's log line.
+ROLE = web.RequestKey("intent.role", str)
 
 
 def gateway_of(request: web.Request) -> Gateway:
@@ -139,7 +141,7 @@ async def _request_log(
         }
         if request.query_string:
             fields["query"] = redacted_query(request.query_string)
-        role = request.get("intent.role")
+        role = request.get(ROLE)
         if role:
             fields["role"] = role
         log_event("request", **fields)

@@ -99,7 +99,11 @@ def gateway(
     drop) on stderr, and runs until SIGTERM or Ctrl-C. Exit 3 when the port is
     taken, the database cannot be reached or Deno is missing.
     """
+    from pump import telemetry
+
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    # OTEL_* variables: the Realtime metrics (connections, deliveries, drops); off by default.
+    shutdown_telemetry = telemetry.configure_from_env("gateway")
     try:
         url = database_url or settings.database().url
         config = GatewayConfig(database_url=url, host=host, port=port,
@@ -113,3 +117,5 @@ def gateway(
     except (GatewayError, settings.SettingsError) as exc:
         click.echo(f"intent: {exc}", err=True)
         sys.exit(EXIT_ENVIRONMENT)
+    finally:
+        shutdown_telemetry()

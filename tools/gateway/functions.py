@@ -32,7 +32,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tools import local_keys
-from tools.gateway.app import GATEWAY, GatewayConfig, GatewayError, log_event
+from tools.gateway.app import GATEWAY, ROLE, GatewayConfig, GatewayError, log_event
 from tools.gateway.auth import AuthError, authenticate
 from tools.gateway.errors import functions_error, json_response
 from tools.local_pg import free_port
@@ -389,7 +389,7 @@ async def forward(request: web.Request) -> web.StreamResponse:
         except AuthError as exc:
             message = "Error: Missing authorization header" if exc.missing else "Invalid JWT"
             return json_response({"msg": message}, status=401)
-        request["intent.role"] = caller.role
+        request[ROLE] = caller.role
     body = await request.read()
     headers = _forwarded_headers(request)
     skip = [name for name in _AUTO_HEADERS if name not in request.headers]

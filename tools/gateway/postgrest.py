@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from tools.gateway.app import ROLE
 from tools.gateway.auth import AuthError, Caller, authenticate
 from tools.gateway.errors import JSON_CONTENT_TYPE, PostgrestError
 from tools.gateway.session import EXPOSED_SCHEMA
@@ -77,7 +78,7 @@ def caller_of(request: web.Request) -> Caller:
             headers={"WWW-Authenticate":
                      f'Bearer error="invalid_token", error_description="{description}"'},
         ) from None
-    request["intent.role"] = caller.role
+    request[ROLE] = caller.role
     return caller
 
 

@@ -27,8 +27,9 @@ import psycopg
 from aiohttp import WSCloseCode, WSMsgType, web
 from psycopg import sql
 
+from pump import telemetry
 from tools import local_keys
-from tools.gateway.app import GATEWAY, Gateway, log_event
+from tools.gateway.app import GATEWAY, ROLE, Gateway, log_event
 from tools.gateway.auth import AuthError, Caller, authenticate, verify_token
 from tools.gateway.errors import json_response
 from tools.gateway.realtime_filters import Binding, BindingError, binding_matches, parse_binding
@@ -142,6 +143,8 @@ class Connection:
         self._timers: dict[int, asyncio.TimerHandle] = {}
         self._writer = asyncio.create_task(self._write(), name=f"realtime-writer-{self.id}")
         self._closing: asyncio.Task[None] | None = None
+        if (metrics := telemetry.instruments()) is not None:
+            metrics.realtime_connections.add(1)
 
     # -- output ---------------------------------------------------------------------------
 
@@ -184,6 +187,8 @@ class Connection:
             return
         self.dropped = True
         queued = self.queue.qsize()
+        if (metrics := telemetry.instruments()) is not None:
+            metrics.realtime_drops.add(1)
         log_event("realtime_drop", logging.WARNING, connection=self.id, queued_frames=queued,
                   queued_bytes=self.queued_bytes, limit=QUEUE_FRAMES, limit_bytes=QUEUE_BYTES,
                   channels=sorted(self.channels))
@@ -211,6 +216,8 @@ class Connection:
 
     async def finish(self) -> None:
         """The socket is gone: leave every channel (presence leaves go out to the rest)."""
+        if (metrics := telemetry.instruments()) is not None:
+            metrics.realtime_connections.add(-1)
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
@@ -598,6 +605,7 @@ class RealtimeService:
                         continue
                 if channel.owner.channels.get(channel.topic) is not channel:
                     continue
+                _delivered("postgres_changes")
                 channel.owner.push(Message(channel.topic, "postgres_changes",
                                            {"ids": ids, "data": data}))
 
@@ -634,9 +642,15 @@ def broadcast_frame(topic: str, event: str, payload: Any, meta: dict[str, Any] |
     return encode_text(Message(topic, "broadcast", body), vsn)
 
 
+def _delivered(kind: str, count: int = 1) -> None:
+    if count and (metrics := telemetry.instruments()) is not None:
+        metrics.realtime_deliveries.add(count, {"kind": kind})
+
+
 def _send_broadcast(targets: list[Channel], event: str, payload: Any,
                     meta: dict[str, Any] | None) -> None:
     """Encode once per (topic, version), however many subscribers share it."""
+    _delivered("broadcast", len(targets))
     frames: dict[tuple[str, str], str | bytes | None] = {}
     for target in targets:
         connection: Connection = target.owner
@@ -701,7 +715,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     connection = Connection(service, ws, vsn, caller, request)
     service.connections.add(connection)
-    request["intent.role"] = caller.role
+    request[ROLE] = caller.role
     log_event("realtime_open", connection=connection.id, vsn=vsn, role=caller.role,
               peer=request.remote)
     try:
