@@ -48,15 +48,9 @@ def _catalog_projections(names: tuple[str, ...]) -> list[Projection]:
 
 
 def _database_url(given: str | None) -> str:
-    from tools import settings
+    from tools import cli_database
 
-    if given:
-        return given
-    try:
-        return settings.database().url
-    except settings.SettingsError as exc:
-        err.print(f"[red]intent:[/red] {exc}")
-        sys.exit(EXIT_ENVIRONMENT)
+    return cli_database.resolve(given, err)[0]
 
 
 def _run_async(work: Callable[[], Coroutine[Any, Any, R]]) -> R:
@@ -72,12 +66,9 @@ def _run_async(work: Callable[[], Coroutine[Any, Any, R]]) -> R:
 
 
 async def _reachable(url: str) -> None:
-    """Fail fast and clearly on a database that cannot be reached (a pool would retry for
-    half a minute, logging each attempt)."""
-    import psycopg
+    from tools import cli_database
 
-    conn = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
-    await conn.close()
+    await cli_database.probe(url, cli_database.resolve(url, err)[1], err)
 
 
 def _logging() -> None:

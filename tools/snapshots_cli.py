@@ -80,26 +80,13 @@ async def _run(
     fix: bool,
     err: Console,
 ) -> VerifyReport:
-    import psycopg
-
     from domain.app import registry
     from pump.database import open_pool
-    from tools import settings
+    from tools import cli_database
     from tools.snapshot_verify import verify_snapshots
 
-    try:
-        url = database_url or settings.database().url
-    except settings.SettingsError as exc:
-        err.print(f"[red]intent:[/red] {exc}")
-        sys.exit(EXIT_ENVIRONMENT)
-    shown = settings.Database(url=url, from_env=True).redacted()
-    try:  # fail fast, rather than after the pool's own wait
-        probe = await psycopg.AsyncConnection.connect(url, connect_timeout=10)
-        await probe.close()
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        err.print(f"[red]intent:[/red] cannot reach the database {shown}: {first}")
-        sys.exit(EXIT_ENVIRONMENT)
+    url, shown = cli_database.resolve(database_url, err)
+    await cli_database.probe(url, shown, err)
     pool = await open_pool(url, min_size=1, max_size=2, name="snapshots-verify")
     try:
         with Progress(

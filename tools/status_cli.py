@@ -88,21 +88,11 @@ async def _run(
     import psycopg
 
     from projections.app import catalog
-    from tools import settings
+    from tools import cli_database
     from tools.status import read_sagas, read_status
 
-    try:
-        url = database_url or settings.database().url
-    except settings.SettingsError as exc:
-        err.print(f"[red]intent:[/red] {exc}")
-        sys.exit(EXIT_ENVIRONMENT)
-    shown = settings.Database(url=url, from_env=True).redacted()
-    try:
-        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=10, autocommit=True)
-    except psycopg.OperationalError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-        err.print(f"[red]intent:[/red] cannot reach the database {shown}: {first}")
-        sys.exit(EXIT_ENVIRONMENT)
+    url, shown = cli_database.resolve(database_url, err)
+    conn = await cli_database.connect(url, shown, err)
     try:
         report = await read_status(
             conn, list(catalog), database=shown,

@@ -9,7 +9,6 @@ from uuid import UUID
 import click
 
 EXIT_NOT_FOUND = 1
-EXIT_ENVIRONMENT = 3
 
 
 @click.command("trace", context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,26 +28,16 @@ def trace(correlation_id: UUID, tenant_id: UUID | None, database_url: str | None
     tenants. Exit 0 when something was found, 1 when nothing carries that id, 3 when
     the database cannot be reached.
     """
-    import psycopg
+    from rich.console import Console
 
-    from tools import settings
+    from tools import cli_database
     from tools.trace import Trace, dumps, read_trace, render
 
-    try:
-        url = database_url or settings.database().url
-    except settings.SettingsError as exc:
-        click.echo(f"intent: {exc}", err=True)
-        sys.exit(EXIT_ENVIRONMENT)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    url, shown = cli_database.resolve(database_url, err)
 
     async def read() -> Trace:
-        try:
-            conn = await psycopg.AsyncConnection.connect(url, connect_timeout=10,
-                                                         autocommit=True)
-        except psycopg.OperationalError as exc:
-            shown = settings.Database(url=url, from_env=True).redacted()
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
-            click.echo(f"intent: cannot reach the database {shown}: {first}", err=True)
-            sys.exit(EXIT_ENVIRONMENT)
+        conn = await cli_database.connect(url, shown, err)
         try:
             return await read_trace(conn, correlation_id, tenant_id=tenant_id)
         finally:

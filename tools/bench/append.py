@@ -55,7 +55,7 @@ from domain.decider import Loaded
 from domain.inventory import Item, ItemState
 from pump.aggregates import AggregateRepository
 from pump.database import Conn, open_pool
-from tools.bench.stats import Comparison, Series, spread, verdict
+from tools.bench.stats import Comparison, Series, json_name, spread, verdict
 from tools.bench.workload import (
     RAW_COLUMNS,
     RawRow,
@@ -818,8 +818,7 @@ def summary_lines(results: Results) -> list[str]:
 
 
 def default_json_name(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"append-{stamp}.json"
+    return json_name("append", now)
 
 
 def dumps(report: dict[str, Any]) -> str:

@@ -60,7 +60,7 @@ from pump.database import Conn, open_pool
 from pump.pump import CHANNEL, DirectDispatcher, Dispatcher, Pump, PumpSettings
 from tools.bench.append import BenchError, server_facts
 from tools.bench.ingress import HopResults, measure_hop
-from tools.bench.stats import Comparison, Series, median, spread, verdict
+from tools.bench.stats import Comparison, Series, json_name, median, spread, verdict
 
 SUBMIT = "select public.submit_command(command_type => %s, payload => %s)"
 TERMINAL = ("processed", "rejected", "failed")
@@ -965,5 +965,4 @@ def summary_lines(results: Results) -> list[str]:
 
 
 def default_json_name(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"commands-{stamp}.json"
+    return json_name("commands", now)

@@ -46,7 +46,16 @@ from projections.sql import projection_ddl, table_ddl
 from pump.database import Conn, open_pool
 from pump.feed import START, FeedPosition
 from tools.bench.append import server_facts
-from tools.bench.stats import Comparison, Series, median, spread, verdict
+from tools.bench.stats import (
+    Comparison,
+    Series,
+    json_name,
+    median,
+    outcome_line,
+    server_line,
+    spread,
+    verdict,
+)
 from tools.bench.workload import RAW_COLUMNS, item_events, new_stream, raw_rows
 
 SCHEMA = "intent_bench"
@@ -358,15 +367,8 @@ def projections_table(results: Results) -> Table:
 
 
 def summary_lines(results: Results) -> list[str]:
-    settings = results.server.get("settings", {})
-    return [
-        f"PostgreSQL {results.server.get('server_version')}: fsync={settings.get('fsync')}, "
-        f"synchronous_commit={settings.get('synchronous_commit')}",
-        "[green]all targets met[/green]" if results.all_met
-        else "[red]some targets missed[/red] (see the table)",
-    ]
+    return [server_line(results.server), outcome_line(results.all_met)]
 
 
 def default_json_name(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"projections-{stamp}.json"
+    return json_name("projections", now)

@@ -43,7 +43,7 @@ from rich.table import Table
 from pump.database import open_pool
 from pump.event_store import PostgresEventStore
 from tools.bench.append import BenchError, server_facts
-from tools.bench.stats import verdict
+from tools.bench.stats import json_name, outcome_line, server_line, verdict
 from tools.bench.workload import item_events, new_stream
 from tools.local_keys import user_token
 
@@ -457,15 +457,8 @@ def targets_table(results: Results) -> Table:
 
 
 def summary_lines(results: Results) -> list[str]:
-    settings = results.server.get("settings", {})
-    return [
-        f"PostgreSQL {results.server.get('server_version')}: fsync={settings.get('fsync')}, "
-        f"synchronous_commit={settings.get('synchronous_commit')}",
-        "[green]all targets met[/green]" if results.all_met
-        else "[red]some targets missed[/red] (see the table)",
-    ]
+    return [server_line(results.server), outcome_line(results.all_met)]
 
 
 def default_json_name(now: datetime | None = None) -> str:
-    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    return f"realtime-{stamp}.json"
+    return json_name("realtime", now)

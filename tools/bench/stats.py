@@ -5,6 +5,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 
@@ -78,3 +79,22 @@ class Comparison:
 def verdict(met: bool) -> str:
     """A target's outcome, for the tables."""
     return "[green]met[/green]" if met else "[red]MISSED[/red]"
+
+
+def server_line(server: dict[str, Any], *settings: str) -> str:
+    """PostgreSQL's version and the durability settings a figure depends on."""
+    values = server.get("settings", {})
+    names = settings or ("fsync", "synchronous_commit")
+    shown = ", ".join(f"{name}={values.get(name)}" for name in names)
+    return f"PostgreSQL {server.get('server_version')}: {shown}"
+
+
+def outcome_line(all_met: bool) -> str:
+    return ("[green]all targets met[/green]" if all_met
+            else "[red]some targets missed[/red] (see the table)")
+
+
+def json_name(benchmark: str, now: datetime | None = None) -> str:
+    """bench-results/<benchmark>-<UTC time>.json's file name."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    return f"{benchmark}-{stamp}.json"
