@@ -252,14 +252,14 @@ class BatchProcessor:
 
 def _command_span(spans: Spans, stored: StoredCommand) -> Span:
     command = stored.command
+    # Few attributes: the SDK validates each one, and this span is made for every command
+    # (the aggregate type is in the command type; the correlation id is on the trace's
+    # ingress span and in the events).
     span = telemetry.start_span(
         f"intent.command {command.command_type}", command.metadata.traceparent,
         {"intent.command_id": str(command.command_id),
-         "intent.command_type": command.command_type,
          "intent.tenant_id": str(stored.stream.tenant_id),
-         "intent.aggregate_type": stored.stream.aggregate_type,
-         "intent.aggregate_id": str(stored.stream.aggregate_id),
-         "intent.correlation_id": str(command.metadata.correlation_id)},
+         "intent.aggregate_id": str(stored.stream.aggregate_id)},
     )
     spans[command.command_id] = span
     return span
@@ -268,13 +268,18 @@ def _command_span(spans: Spans, stored: StoredCommand) -> Span:
 def _traced(events: list[Event], span: Span) -> list[Event]:
     """The events with the trace context of the span that decided and appends them."""
     traceparent = telemetry.traceparent_of(span.get_span_context())
-    if traceparent is None:
+    if traceparent is None or not events:
         return events
-    return [
-        e.model_copy(update={"metadata": e.metadata.model_copy(
-            update={"traceparent": traceparent})})
-        for e in events
-    ]
+    # One command's events share its metadata (the decider makes it once): copy it once.
+    copies: dict[int, Any] = {}
+    traced: list[Event] = []
+    for event in events:
+        metadata = copies.get(id(event.metadata))
+        if metadata is None:
+            metadata = event.metadata.model_copy(update={"traceparent": traceparent})
+            copies[id(event.metadata)] = metadata
+        traced.append(event.model_copy(update={"metadata": metadata}))
+    return traced
 
 
 def _end_spans(
