@@ -78,6 +78,15 @@ def tenant_of(access_token: str) -> str:
     return tenant
 
 
+def _tenant(tenant_id: str | None, access_token: str | None) -> str:
+    """The tenant given, or the one the user's token names."""
+    if tenant_id is not None:
+        return tenant_id
+    if access_token is None:
+        raise ValueError("pass tenant_id or the user's access_token")
+    return tenant_of(access_token)
+
+
 class _Joined:
     """Turns the channel's subscribe callbacks into an awaitable first outcome, and later
     ones into `on_live` (each time the subscription is live again) and `on_lost`."""
@@ -136,10 +145,7 @@ class LiveAggregate(Generic[S]):
         source: Source = "broadcast",
         grace: float = DEFAULT_GRACE,
     ) -> None:
-        if tenant_id is None:
-            if access_token is None:
-                raise ValueError("pass tenant_id or the user's access_token")
-            tenant_id = tenant_of(access_token)
+        tenant_id = _tenant(tenant_id, access_token)
         self.client = client
         self.aggregate_type = aggregate_type
         self.aggregate_id = str(aggregate_id)
@@ -330,10 +336,7 @@ class TenantFeed:
         access_token: str | None = None,
         tenant_id: str | None = None,
     ) -> None:
-        if tenant_id is None:
-            if access_token is None:
-                raise ValueError("pass tenant_id or the user's access_token")
-            tenant_id = tenant_of(access_token)
+        tenant_id = _tenant(tenant_id, access_token)
         self.client = client
         self.access_token = access_token
         self.topic = tenant_topic(tenant_id)
