@@ -26,9 +26,6 @@ rebuild (which also yields the rows for the COPY); medians over the rounds.
 from __future__ import annotations
 
 import gc
-import os
-import platform
-import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from time import perf_counter
@@ -52,6 +49,7 @@ from tools.bench.stats import (
     json_name,
     median,
     outcome_line,
+    report_header,
     server_line,
     spread,
     verdict,
@@ -125,15 +123,10 @@ class Results:
     def as_json(self, database: dict[str, Any]) -> dict[str, Any]:
         c = self.rebuild
         return {
-            "benchmark": "projections",
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat(),
-            "duration_s": round((self.finished_at - self.started_at).total_seconds(), 2),
-            "plan": self.plan.as_json(),
-            "database": {**database, **self.server, "tenant_id": str(self.tenant_id)},
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                        "platform": platform.platform()},
-            "method": (__doc__ or "").strip(),
+            **report_header(
+                "projections", self.started_at, self.finished_at, self.plan.as_json(),
+                {**database, **self.server, "tenant_id": str(self.tenant_id)}, __doc__,
+            ),
             "sections": {
                 "rebuild": {
                     "intent": c.intent.as_json(),

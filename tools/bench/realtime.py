@@ -25,10 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import platform
 import resource
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -43,7 +40,7 @@ from rich.table import Table
 from pump.database import open_pool
 from pump.event_store import PostgresEventStore
 from tools.bench.append import BenchError, server_facts
-from tools.bench.stats import json_name, outcome_line, server_line, verdict
+from tools.bench.stats import json_name, outcome_line, report_header, server_line, verdict
 from tools.bench.workload import item_events, new_stream
 from tools.local_keys import user_token
 
@@ -223,15 +220,10 @@ class Results:
 
     def as_json(self, database: dict[str, Any]) -> dict[str, Any]:
         return {
-            "benchmark": "realtime",
-            "started_at": self.started_at.isoformat(),
-            "finished_at": self.finished_at.isoformat(),
-            "duration_s": round((self.finished_at - self.started_at).total_seconds(), 2),
-            "plan": self.plan.as_json(),
-            "database": {**database, **self.server, "tenant_id": str(self.tenant_id)},
-            "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                        "platform": platform.platform()},
-            "method": (__doc__ or "").strip(),
+            **report_header(
+                "realtime", self.started_at, self.finished_at, self.plan.as_json(),
+                {**database, **self.server, "tenant_id": str(self.tenant_id)}, __doc__,
+            ),
             "phases": [p.as_json() for p in self.phases],
             "targets": self.targets,
         }

@@ -98,3 +98,25 @@ def json_name(benchmark: str, now: datetime | None = None) -> str:
     """bench-results/<benchmark>-<UTC time>.json's file name."""
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     return f"{benchmark}-{stamp}.json"
+
+
+def report_header(
+    benchmark: str, started: datetime, finished: datetime, plan: dict[str, Any],
+    database: dict[str, Any], method: str | None,
+) -> dict[str, Any]:
+    """What every benchmark's JSON starts with: when, what plan, where, on what machine."""
+    import os
+    import platform
+    import sys
+
+    return {
+        "benchmark": benchmark,
+        "started_at": started.isoformat(),
+        "finished_at": finished.isoformat(),
+        "duration_s": round((finished - started).total_seconds(), 2),
+        "plan": plan,
+        "database": database,
+        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                    "platform": platform.platform()},
+        "method": (method or "").strip(),
+    }
