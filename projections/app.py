@@ -7,4 +7,8 @@ from projections.inventory import STOCK_LEVELS
 from projections.metadata import Catalog
 from projections.orders import ORDER_SUMMARIES
 
-catalog = Catalog([STOCK_LEVELS, ORDER_SUMMARIES], event_types=registry.event_types())
+catalog = Catalog(
+    [STOCK_LEVELS, ORDER_SUMMARIES],
+    event_types=registry.event_types(),
+    models={name: kind.payload_model for name, kind in registry.event_types().items()},
+)

@@ -351,8 +351,9 @@ class ApplyResult:
     statements: int
 
 
-class _TableShape:
-    """A table's compiled metadata and its two statements (upsert, delete)."""
+class TableTarget:
+    """A table's compiled metadata and its two statements (upsert, delete): what a write
+    to it needs, whichever table (live or twin) it writes."""
 
     def __init__(self, projection: Projection, table: Table, physical: str) -> None:
         self.table = table
@@ -368,7 +369,10 @@ class _TableShape:
         )
         self.doubles = frozenset(i.column.name for i in self.values if i.column.type == DOUBLE)
         # Rendered once: composing the statement on every page would cost more than running it.
-        self.merge = self._merge_sql(projection.schema_name).as_string(None).encode()
+        arrays, aliases = self._arrays()
+        source = sql.SQL("select * from unnest({}) as s({})").format(
+            sql.SQL(", ").join(arrays), sql.SQL(", ").join(aliases))
+        self.merge = self.merge_sql(projection.schema_name, source).as_string(None).encode()
         self.delete = self._delete_sql(projection.schema_name).as_string(None).encode()
 
     def _target(self, schema: str) -> sql.Composed:
@@ -386,19 +390,34 @@ class _TableShape:
             )
         return arrays, aliases, sql.SQL(" and ").join(match)
 
-    def _merge_sql(self, schema: str) -> sql.Composed:
-        arrays, aliases, match = self._keys_unnest()
+    def _arrays(self) -> tuple[list[sql.Composable], list[sql.Composable]]:
+        """The MERGE's source as array parameters: one array per source column, by name."""
+        arrays, aliases, _match = self._keys_unnest()
         for alias in ("del_txid", "del_pos", "first_txid", "first_pos", "last_txid", "last_pos"):
             arrays.append(sql.SQL("%b::bigint[]"))
             aliases.append(sql.Identifier(alias))
+        for i, info in enumerate(self.values):
+            type_ = sql.SQL(type_sql(info.column.type))
+            arrays += [sql.SQL("%b::smallint[]"), sql.SQL("%b::{}[]").format(type_)]
+            aliases += [sql.Identifier(f"m{i}"), sql.Identifier(f"i{i}")]
+            if info.numeric:
+                arrays.append(sql.SQL("%b::{}[]").format(type_))
+                aliases.append(sql.Identifier(f"d{i}"))
+        return arrays, aliases
+
+    def merge_sql(self, schema: str, source: sql.Composable) -> sql.Composed:
+        """The guarded MERGE of folded row writes from `source`, a query with the columns
+        `_arrays` names: k<i> (the key), del/first/last positions, and per value column
+        m<i> (0, SET or ADD), i<i> (a fresh row's value) and, for numbers, d<i> (the sum
+        an existing row adds). The Python fold sends them as arrays; projections.set_fold
+        computes them in SQL."""
+        _arrays, _aliases, match = self._keys_unnest()
         inserts: list[sql.Composable] = []
         updates: list[sql.Composable] = []
         for i, info in enumerate(self.values):
             column = info.column
             type_ = sql.SQL(type_sql(column.type))
             mode, value, delta = (sql.Identifier(f"{p}{i}") for p in ("m", "i", "d"))
-            arrays += [sql.SQL("%b::smallint[]"), sql.SQL("%b::{}[]").format(type_)]
-            aliases += [mode, value]
             default = default_sql(column)
             fallback = (
                 sql.SQL("({})::{}").format(sql.SQL(default), type_)
@@ -414,8 +433,6 @@ class _TableShape:
             )
             name = sql.Identifier(column.name)
             if info.numeric:
-                arrays.append(sql.SQL("%b::{}[]").format(type_))
-                aliases.append(delta)
                 updates.append(
                     sql.SQL(
                         "case s.{m} when {set} then s.{i} when {add} then t.{c} + s.{d} "
@@ -440,8 +457,7 @@ class _TableShape:
             return sql.SQL(", ").join([*pairs, stamp])
 
         return sql.SQL(
-            "merge into {target} as t "
-            "using (select * from unnest({arrays}) as s({aliases})) as s on {match} "
+            "merge into {target} as t using ({source}) as s on {match} "
             # Deleted earlier in the page and upserted again: the row starts over.
             "when matched and s.del_txid is not null "
             "and (t.{gt}, t.{gp}) < (s.del_txid, s.del_pos) then update set {replace} "
@@ -451,8 +467,7 @@ class _TableShape:
             "s.last_txid, s.last_pos)"
         ).format(
             target=self._target(schema),
-            arrays=sql.SQL(", ").join(arrays),
-            aliases=sql.SQL(", ").join(aliases),
+            source=source,
             match=match,
             gt=guard[0],
             gp=guard[1],
@@ -535,7 +550,7 @@ class _TableShape:
 class _Change:
     """One op, validated and normalised."""
 
-    shape: _TableShape
+    shape: TableTarget
     key: tuple[Any, ...]
     ident: tuple[Any, ...]  # the key, cheap to hash
     delete: bool = False
@@ -578,13 +593,16 @@ class Applier:
         self.reads = frozenset(projection.reads)
         mapping = dict(physical or {})
         self._shapes = {
-            t.name: _TableShape(projection, t, mapping.get(t.name, t.name))
+            t.name: TableTarget(projection, t, mapping.get(t.name, t.name))
             for t in projection.tables
         }
         self._has_doubles = any(shape.doubles for shape in self._shapes.values())
 
     def physical(self, table: str) -> str:
         return self._shapes[table].physical
+
+    def target(self, table: str) -> TableTarget:
+        return self._shapes[table]
 
     # -- the pure part --------------------------------------------------------------------
 
@@ -633,7 +651,7 @@ class Applier:
             message, projection=self.projection.name, event=event, table=table, column=column
         )
 
-    def _key(self, event: Event, shape: _TableShape, key: Mapping[str, Any]) -> tuple[Any, ...]:
+    def _key(self, event: Event, shape: TableTarget, key: Mapping[str, Any]) -> tuple[Any, ...]:
         if len(key) == len(shape.key_parts):  # the usual case, without building any set
             try:
                 values: list[Any] = [event.stream.tenant_id]
@@ -649,7 +667,7 @@ class Applier:
         return self._key_slowly(event, shape, key)
 
     def _key_slowly(
-        self, event: Event, shape: _TableShape, key: Mapping[str, Any]
+        self, event: Event, shape: TableTarget, key: Mapping[str, Any]
     ) -> tuple[Any, ...]:
         """The same as `_key`, with the error that says what is wrong."""
         table = shape.table.name
@@ -688,7 +706,7 @@ class Applier:
                 ) from None
         return tuple(values)
 
-    def _value(self, event: Event, shape: _TableShape, name: str, raw: Any,
+    def _value(self, event: Event, shape: TableTarget, name: str, raw: Any,
                adding: bool) -> Any:
         info = shape.by_name.get(name)
         if info is not None and raw is not None and (info.numeric or not adding):
@@ -700,7 +718,7 @@ class Applier:
             return None
         return self._value_slowly(event, shape, name, raw, adding)
 
-    def _value_slowly(self, event: Event, shape: _TableShape, name: str, raw: Any,
+    def _value_slowly(self, event: Event, shape: TableTarget, name: str, raw: Any,
                       adding: bool) -> Any:
         """The same as `_value`, with the error that says what is wrong."""
         table = shape.table.name

@@ -1,36 +1,26 @@
 """Stock levels per item: what the shop floor reads. Inline, so that a client that saw its
-command processed reads the new level at once; published to Realtime."""
+command processed reads the new level at once; published to Realtime. Declared as rules, so
+a rebuild folds it in SQL (projections.set_fold)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from projections.metadata import Column, Index, Projection, SqlFunction, Table
+from projections.rules import OCCURRED_AT, On, Rules, neg, payload
 
-from pydantic import BaseModel
+ITEM = {"item_id": payload("item_id")}
 
-from domain.contracts import Event
-from domain.inventory.events import ItemRegistered, StockReceived, StockReleased, StockReserved
-from projections.metadata import Column, Index, Op, Projection, SqlFunction, Table, Upsert
-
-
-def stock_levels_handler(event: Event, payload: BaseModel) -> Sequence[Op]:
-    at = event.metadata.occurred_at
-    match payload:
-        case ItemRegistered(item_id=item, sku=sku, name=name):
-            return [Upsert(table="stock_levels", key={"item_id": item},
-                           set={"sku": sku, "name": name, "updated_at": at})]
-        case StockReceived(item_id=item, quantity=quantity):
-            return [Upsert(table="stock_levels", key={"item_id": item},
-                           set={"updated_at": at},
-                           add={"on_hand": quantity})]
-        case StockReserved(item_id=item, quantity=quantity):
-            return [Upsert(table="stock_levels", key={"item_id": item},
-                           set={"updated_at": at},
-                           add={"on_hand": -quantity, "reserved": quantity})]
-        case StockReleased(item_id=item, quantity=quantity):
-            return [Upsert(table="stock_levels", key={"item_id": item},
-                           set={"updated_at": at},
-                           add={"on_hand": quantity, "reserved": -quantity})]
-    return []
+stock_levels_rules = Rules(
+    On("inventory.item_registered", "stock_levels", key=ITEM,
+       set={"sku": payload("sku"), "name": payload("name"), "updated_at": OCCURRED_AT}),
+    On("inventory.stock_received", "stock_levels", key=ITEM,
+       set={"updated_at": OCCURRED_AT}, add={"on_hand": payload("quantity")}),
+    On("inventory.stock_reserved", "stock_levels", key=ITEM,
+       set={"updated_at": OCCURRED_AT},
+       add={"on_hand": neg(payload("quantity")), "reserved": payload("quantity")}),
+    On("inventory.stock_released", "stock_levels", key=ITEM,
+       set={"updated_at": OCCURRED_AT},
+       add={"on_hand": payload("quantity"), "reserved": neg(payload("quantity"))}),
+)
 
 
 STOCK_LEVELS = Projection(
@@ -60,5 +50,5 @@ STOCK_LEVELS = Projection(
     readers=("authenticated",),
     realtime=True,
     mode="inline",
-    handler=stock_levels_handler,
+    handler=stock_levels_rules,
 )

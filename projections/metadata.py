@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol, runtime_checkable
 
 from pydantic import (
     AfterValidator,
@@ -219,11 +219,25 @@ class Projection(_Model):
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-class Catalog:
-    """The application's projections, checked together: unique names and tables, and only
-    event types the domain registry knows."""
+@runtime_checkable
+class CheckedHandler(Protocol):
+    """A handler that can be checked against its projection and the payload models (Rules)."""
 
-    def __init__(self, projections: Iterable[Projection], *, event_types: Iterable[str]):
+    def check(self, projection: Projection, models: Mapping[str, type[BaseModel]]) -> None: ...
+
+
+class Catalog:
+    """The application's projections, checked together: unique names and tables, only
+    event types the domain registry knows, and declared handlers (Rules) against the
+    tables and the payload models (`models`: each event type's current payload model)."""
+
+    def __init__(
+        self,
+        projections: Iterable[Projection],
+        *,
+        event_types: Iterable[str],
+        models: Mapping[str, type[BaseModel]] | None = None,
+    ):
         self._projections: dict[str, Projection] = {}
         known = set(event_types)
         tables: dict[tuple[str, str], str] = {}
@@ -241,6 +255,8 @@ class Catalog:
                         f"{projection.name}"
                     )
                 tables[key] = projection.name
+            if models is not None and isinstance(projection.handler, CheckedHandler):
+                projection.handler.check(projection, models)
             self._projections[projection.name] = projection
 
     def __iter__(self) -> Iterator[Projection]:

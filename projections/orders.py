@@ -3,30 +3,21 @@ global feed, so it may trail the command by a moment (`intent status` shows the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from projections.metadata import Column, Index, Projection, Table
+from projections.rules import OCCURRED_AT, On, Rules, literal, payload
 
-from pydantic import BaseModel
+ORDER = {"order_id": payload("order_id")}
 
-from domain.contracts import Event
-from domain.orders.events import OrderCancelled, OrderPaid, OrderPlaced
-from projections.metadata import Column, Index, Op, Projection, Table, Upsert
-
-
-def order_summaries_handler(event: Event, payload: BaseModel) -> Sequence[Op]:
-    at = event.metadata.occurred_at
-    match payload:
-        case OrderPlaced(order_id=order, item_id=item, quantity=quantity):
-            return [Upsert(table="order_summaries", key={"order_id": order},
-                           set={"item_id": item, "quantity": quantity, "status": "placed",
-                                "placed_at": at, "updated_at": at})]
-        case OrderPaid(order_id=order):
-            return [Upsert(table="order_summaries", key={"order_id": order},
-                           set={"status": "paid", "updated_at": at})]
-        case OrderCancelled(order_id=order, reason=reason):
-            return [Upsert(table="order_summaries", key={"order_id": order},
-                           set={"status": "cancelled", "cancel_reason": reason,
-                                "updated_at": at})]
-    return []
+order_summaries_rules = Rules(
+    On("orders.order_placed", "order_summaries", key=ORDER,
+       set={"item_id": payload("item_id"), "quantity": payload("quantity"),
+            "status": literal("placed"), "placed_at": OCCURRED_AT, "updated_at": OCCURRED_AT}),
+    On("orders.order_paid", "order_summaries", key=ORDER,
+       set={"status": literal("paid"), "updated_at": OCCURRED_AT}),
+    On("orders.order_cancelled", "order_summaries", key=ORDER,
+       set={"status": literal("cancelled"), "cancel_reason": payload("reason"),
+            "updated_at": OCCURRED_AT}),
+)
 
 
 ORDER_SUMMARIES = Projection(
@@ -53,5 +44,5 @@ ORDER_SUMMARIES = Projection(
     readers=("authenticated",),
     realtime=False,
     mode="async",
-    handler=order_summaries_handler,
+    handler=order_summaries_rules,
 )

@@ -6,7 +6,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Callable, Coroutine
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import click
 from rich.console import Console
@@ -23,6 +23,7 @@ from rich.text import Text
 
 if TYPE_CHECKING:
     from projections.metadata import Projection
+    from projections.rebuild import FoldPath, Rebuilder
     from pump.feed import FeedPosition
 
 EXIT_FAILED = 1
@@ -180,39 +181,62 @@ def _position(
 @click.option("--database-url", metavar="URL",
               help="Rebuild in this database instead of DATABASE_URL / the embedded cluster.")
 @click.option("--page-size", type=click.IntRange(1, 100_000), default=2000, show_default=True,
-              help="Most events applied in one transaction.")
+              help="Most events applied in one transaction on the Python path.")
 @click.option("--lock-timeout", type=click.FloatRange(0.1, 600), default=5.0,
               show_default=True,
               help="Seconds the swap waits for its locks before it catches up and retries.")
+@click.option("--fold", type=click.Choice(["auto", "sql", "python"]), default="auto",
+              show_default=True,
+              help="How the catch-up applies events: in SQL (projections declared as Rules), "
+              "through the Python handler page by page, or auto: SQL when it can.")
 def rebuild(
     name: str,
     from_position: FeedPosition | None,
     database_url: str | None,
     page_size: int,
     lock_timeout: float,
+    fold: str,
 ) -> None:
     """Rebuild projection NAME from the feed beside the live tables, then swap it in.
 
     Builds <table>__rebuild twins from the whole feed (or after --from-position) with a
     checkpoint of their own, showing progress and events/s; the live tables stay readable.
+    A projection declared as Rules is folded in SQL, 25,000 events per transaction (ranges
+    holding older schema versions go through its Python form); any other is applied page
+    by page through its handler.
     Once caught up, one short transaction under the projection's lock applies what came
     since, renames live -> <table>__old and twin -> <table> (indexes and primary key too),
     drops the old tables, restores Realtime publication membership and sets the live
     checkpoint to where the rebuild ended. For an inline projection the swap also locks
     the live tables, so the worker's writes wait for it. Exit 0 when swapped in, 1 when a
     handler or write failed (the live tables are unchanged; the error is stored on the
-    checkpoint <consumer>:rebuild), 2 for an unknown projection, 3 when the database
-    cannot be reached.
+    checkpoint <consumer>:rebuild), 2 for an unknown projection or --fold sql for one that
+    cannot be folded in SQL, 3 when the database cannot be reached.
     """
     from projections.app import catalog
+    from projections.set_fold import unsupported
 
     try:
         projection = catalog.get(name)
     except KeyError as exc:
         raise click.BadParameter(str(exc.args[0]), param_hint="NAME") from None
+    why = unsupported(projection)
+    if fold == "sql" and why is not None:
+        raise click.BadParameter(f"{name} cannot be folded in SQL: {why}", param_hint="--fold")
     url = _database_url(database_url)
     _logging()
-    _run_async(lambda: _rebuild(url, projection, from_position, page_size, lock_timeout))
+    _run_async(
+        lambda: _rebuild(url, projection, from_position, page_size, lock_timeout, fold)
+    )
+
+
+def _fold_path(rebuilder: Rebuilder) -> str:
+    if rebuilder.fold_path == "python":
+        return "Python"
+    ranges = rebuilder.ranges
+    if ranges["python"]:
+        return f"SQL ({ranges['python']} of {ranges['sql'] + ranges['python']} ranges in Python)"
+    return "SQL"
 
 
 async def _rebuild(
@@ -221,6 +245,7 @@ async def _rebuild(
     start: FeedPosition | None,
     page_size: int,
     lock_timeout: float,
+    fold: str,
 ) -> None:
     from domain.app import registry
     from projections.rebuild import Rebuilder, RebuildError
@@ -243,6 +268,7 @@ async def _rebuild(
             rebuilder = Rebuilder(
                 pool, projection, registry=registry, page_size=page_size,
                 lock_timeout=lock_timeout, on_progress=advance,
+                fold=cast("FoldPath", fold),
             )
             try:
                 result = await rebuilder.run(start or START)
@@ -254,7 +280,8 @@ async def _rebuild(
     end = result.end
     err.print(
         f"rebuilt {projection.name}: {result.events:,} events read ({result.handled:,} "
-        f"applied) in {result.seconds:.1f} s, {result.events_per_second:,.0f} events/s; "
+        f"applied) in {result.seconds:.1f} s, {result.events_per_second:,.0f} events/s, "
+        f"folded in {_fold_path(rebuilder)}; "
         f"swap {result.swap_seconds * 1000:.0f} ms ({result.swap_events} events, "
         f"{result.swap_attempts} attempt(s)); checkpoint {projection.consumer} at "
         f"{end.transaction_id}:{end.position}"

@@ -17,7 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from domain.contracts import Event
-from projections.inventory import STOCK_LEVELS, stock_levels_handler
+from projections.inventory import STOCK_LEVELS, stock_levels_rules
 from projections.metadata import Column, Op, Projection, Table, Upsert
 from projections.orders import ORDER_SUMMARIES
 from projections.rebuild import (
@@ -151,7 +151,7 @@ async def test_a_failing_rebuild_leaves_the_live_tables_and_records_the_error(
     def broken(event: Event, payload: BaseModel) -> Sequence[Op]:
         if event.event_id == events[1].event_id:
             raise RuntimeError("cannot rebuild this")
-        return stock_levels_handler(event, payload)
+        return stock_levels_rules(event, payload)
 
     with pytest.raises(RebuildError, match="cannot rebuild this"):
         await Rebuilder(pool, projection.model_copy(update={"handler": broken})).run(start)
@@ -213,7 +213,13 @@ async def test_the_rebuild_command_swaps_the_app_projection_in(
                "--from-position", f"{at.transaction_id}:{at.position}")
     assert done.returncode == 0, done.stderr
     assert "rebuilt order_summaries" in done.stderr
+    assert "folded in SQL" in done.stderr  # it is declared as Rules
     assert (await checkpoint_of(pool, ORDER_SUMMARIES.consumer)).position >= at
+    through_python = cli("projections", "rebuild", "order_summaries", "--database-url",
+                         database_url, "--from-position", f"{at.transaction_id}:{at.position}",
+                         "--fold", "python")
+    assert through_python.returncode == 0, through_python.stderr
+    assert "folded in Python" in through_python.stderr
     unknown = cli("projections", "rebuild", "nope", "--database-url", database_url)
     assert unknown.returncode == 2
     assert "no projection named 'nope'" in unknown.stderr
@@ -235,6 +241,8 @@ def test_quick_projections_bench_reports_both_sides(database_url: str, tmp_path:
     assert all(rate > 0 for rate in section["intent"]["per_round"])
     assert section["rows"] == report["plan"]["items"] == 500
     assert section["ratio"] > 0
+    assert len(section["python_path"]["per_round"]) == report["plan"]["rounds"]
+    assert section["python_path_ratio"] > 0
     assert {t["target"] for t in section["targets"]} == {
         "rebuild events/s", "rebuild events/s / COPY rows/s",
     }

@@ -235,14 +235,14 @@ async def test_tables_holding_rows_without_a_checkpoint_ask_for_a_rebuild(
 async def test_a_failing_handler_stops_only_its_projection_at_that_event_until_fixed(
     pool: AsyncConnectionPool[Conn], store: PostgresEventStore, made: Made
 ) -> None:
-    from projections.inventory import stock_levels_handler
+    from projections.inventory import stock_levels_rules
 
     broken = {"on": True}
 
     def fragile(event: Event, payload: BaseModel) -> Sequence[Op]:
         if broken["on"] and getattr(payload, "quantity", None) == 13:
             raise ValueError("thirteen is unlucky")
-        return stock_levels_handler(event, payload)
+        return stock_levels_rules(event, payload)
 
     good = await made.create(fresh(STOCK_LEVELS, mode="async"))
     bad = await made.create(fresh(STOCK_LEVELS, mode="async", handler=fragile))
