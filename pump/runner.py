@@ -17,6 +17,7 @@ from pump.batch_processor import BatchProcessor
 from pump.database import Conn, open_pool
 from pump.logs import log_event
 from pump.pump import DirectDispatcher, Dispatcher, Pump, PumpSettings
+from pump.readiness import mark_ready
 from pump.saga_router import SagaRouter
 from pump.saga_worker import build_saga_worker, saga_task_queue, saga_timer_overrides
 from pump.temporal import TemporalDispatcher, build_worker, connect
@@ -28,10 +29,13 @@ log = logging.getLogger("intent.process")
 
 
 def _announce(say: Log | None, event: str, text: str, **fields: Any) -> None:
-    """A process start or stop: one structured line, and the caller's own sink if any."""
+    """A process start or stop: one structured line, and the caller's own sink if any; a
+    start also tells a supervisor that the process is serving (pump.readiness)."""
     log_event(log, event, text, **fields)
     if say is not None:
         say(text)
+    if event == "process.start":
+        mark_ready()
 
 
 def _telemetry(stack: AsyncExitStack, service: str) -> None:

@@ -127,10 +127,11 @@ In order, each waited for until healthy (at most --ready-timeout seconds):
   postgres     the embedded cluster under $INTENT_STATE_DIR/pg (default .intent/pg),
                started unless it runs, then bootstrapped and migrated
   temporal     the Temporal dev server (tuned), data in <state>/temporal/temporal.db
-  worker       intent worker       (ready: its "worker running" line)
-  pump         intent pump         (ready: its "running" line)
+  worker       intent worker
+  pump         intent pump
   projections  intent projections run
-  sagas        intent sagas
+  sagas        intent sagas        (these four: ready once each writes its pid to
+               <state>/ready/<name>, named in its INTENT_READY_FILE, at any log level)
   gateway      intent gateway: /rest/v1, /functions/v1 (edge functions under Deno),
                /realtime/v1 (ready: its port answers)
 

@@ -120,6 +120,7 @@ async def _run(
     from domain.app import registry
     from projections.runner import ProjectionRunner, inline_catch_up_needed
     from pump.database import open_pool
+    from pump.readiness import mark_ready
 
     await _reachable(url)
     stop = asyncio.Event()
@@ -143,6 +144,7 @@ async def _run(
         names = ", ".join(p.name for p in async_ones) or "none"
         err.print(f"projection runner running (async projections: {names}; "
                   f"pages of up to {page_size})")
+        mark_ready()
         await runner.run(stop)
         if not async_ones:
             await stop.wait()

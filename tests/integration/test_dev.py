@@ -212,7 +212,9 @@ def test_the_stack_processes_a_command_stops_cleanly_and_resumes_with_its_data()
             stop_cleanly(run, pids, ports)
             assert not (state / "dev.json").exists()
 
-        with intent_dev(state, ports, seen) as again:
+        # Quiet processes (no "running" lines at this level) are still seen to be ready.
+        quiet = {"INTENT_LOG_LEVEL": "warning"}
+        with intent_dev(state, ports, seen, env=quiet) as again:
             again.wait_for(r"dev: all processes are ready", START_SECONDS)
             assert re.search(r"postgres: started, pid \d+; 0 migration", again.output())
             pids = collect_pids(state)

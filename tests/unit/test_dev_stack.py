@@ -19,6 +19,7 @@ from tools.dev.stack import (
     LogLine,
     PortOption,
     ProcessSpec,
+    ReadyFile,
     Restart,
     RestartPolicy,
     TemporalReady,
@@ -154,6 +155,46 @@ def test_the_supervisor_restarts_a_dead_process_and_stops_it_by_pid(tmp_path: Pa
         supervisor.stop_all()
     assert proc.returncode == -15  # stopped by our SIGTERM
     assert supervisor.pids() == {}
+
+
+def test_a_ready_file_makes_a_process_ready_at_any_log_level_and_a_stale_one_does_not(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ready = tmp_path / "ready" / "quiet"
+    ready.parent.mkdir()
+    ready.write_text("1")  # left by a previous start: must not count
+    monkeypatch.setenv("INTENT_LOG_LEVEL", "error")
+    # Says nothing at all, and marks itself ready only once the marker below exists.
+    go = tmp_path / "go"
+    code = (
+        "import pathlib, time\n"
+        "from pump.readiness import mark_ready\n"
+        f"while not pathlib.Path({str(go)!r}).exists(): time.sleep(0.05)\n"
+        "mark_ready()\n"
+        "time.sleep(600)\n"
+    )
+    supervisor = Supervisor(
+        [ProcessSpec("quiet", _python(code), ReadyFile(ready))],
+        logs_dir=tmp_path / "logs", say=lambda _: None, ready_timeout=30,
+    )
+    calls = 0
+
+    def stop_requested() -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 5:
+            child = supervisor.children[0]
+            assert not child.ready  # the stale file did not count
+            go.touch()
+        return False
+
+    try:
+        assert supervisor.start_all(stop_requested) is Outcome.READY
+        proc = supervisor.children[0].proc
+        assert proc is not None
+        assert ready.read_text() == str(proc.pid)
+    finally:
+        supervisor.stop_all()
 
 
 def test_the_supervisor_gives_up_on_a_process_that_keeps_dying(tmp_path: Path) -> None:

@@ -33,6 +33,15 @@ class LogLine:
 
 
 @dataclass(frozen=True)
+class ReadyFile:
+    """Healthy once the process has written its pid to this file (pump.readiness: it does
+    so when it starts serving, at any log level). The supervisor names the file in the
+    child's INTENT_READY_FILE and removes it before every start."""
+
+    path: Path
+
+
+@dataclass(frozen=True)
 class PortOpen:
     """Healthy once 127.0.0.1:port accepts a TCP connection."""
 
@@ -49,7 +58,7 @@ class TemporalReady:
     binary: str
 
 
-Health = LogLine | PortOpen | TemporalReady
+Health = LogLine | ReadyFile | PortOpen | TemporalReady
 
 
 @dataclass(frozen=True)
@@ -163,16 +172,18 @@ def plan(config: DevConfig) -> list[ProcessSpec]:
     def intent(*args: str) -> tuple[str, ...]:
         return (config.python, "-m", "tools.cli", *args)
 
+    def ready(name: str) -> ReadyFile:
+        return ReadyFile(config.state_dir / "ready" / name)
+
     return [
         ProcessSpec("temporal", temporal_argv(config),
                     TemporalReady(config.temporal_address, config.temporal_namespace,
                                   str(config.temporal_binary)), env),
-        # The log lines each command writes once it is connected and serving.
-        ProcessSpec("worker", intent("worker"), LogLine("worker running"), env),
-        ProcessSpec("pump", intent("pump"), LogLine(" running ("), env),
-        ProcessSpec("projections", intent("projections", "run"),
-                    LogLine("projection runner running"), env),
-        ProcessSpec("sagas", intent("sagas"), LogLine("saga router running"), env),
+        # Each command writes its ready file once it is connected and serving.
+        ProcessSpec("worker", intent("worker"), ready("worker"), env),
+        ProcessSpec("pump", intent("pump"), ready("pump"), env),
+        ProcessSpec("projections", intent("projections", "run"), ready("projections"), env),
+        ProcessSpec("sagas", intent("sagas"), ready("sagas"), env),
         ProcessSpec("gateway",
                     intent("gateway", "--port", str(config.gateway_port),
                            "--database-url", config.database_url),

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pump.readiness import READY_FILE_VARIABLE, ready_pid
 from tools.dev.stack import (
     GiveUp,
     Health,
     LogLine,
     PortOpen,
     ProcessSpec,
+    ReadyFile,
     RestartPolicy,
     TemporalReady,
 )
@@ -67,6 +69,8 @@ def describe_health(health: Health) -> str:
     match health:
         case LogLine(text=text):
             return f"the log line {text.strip()!r}"
+        case ReadyFile(path=path):
+            return f"its ready file {path}"
         case PortOpen(port=port):
             return f"127.0.0.1:{port} to accept connections"
         case TemporalReady(address=address, namespace=namespace):
@@ -222,10 +226,14 @@ class Supervisor:
             log.flush()
             child.log_offset = log.tell()
             try:
+                env = {**os.environ, **child.spec.env}
+                if isinstance(child.spec.health, ReadyFile):
+                    child.spec.health.path.unlink(missing_ok=True)  # a previous start's
+                    env[READY_FILE_VARIABLE] = str(child.spec.health.path)
                 child.proc = subprocess.Popen(
                     child.spec.argv,
                     stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    env={**os.environ, **child.spec.env}, cwd=REPO_ROOT,
+                    env=env, cwd=REPO_ROOT,
                     process_group=0, preexec_fn=_die_with_parent,
                 )
             except OSError as exc:
@@ -258,6 +266,8 @@ class Supervisor:
             case LogLine(text=text):
                 return any(text in line for line in tail(child.log_path, child.log_offset,
                                                          lines=10_000))
+            case ReadyFile(path=path):
+                return child.proc is not None and ready_pid(path) == child.proc.pid
             case PortOpen(port=port):
                 return port_answers(port)
             case TemporalReady():
