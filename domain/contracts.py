@@ -93,12 +93,17 @@ class Metadata(_Frozen):
             raise ValueError("timestamps must carry a time zone")
         return value
 
-    def caused_by(self, causation_id: UUID, *, at: datetime | None = None) -> Metadata:
-        """Metadata for something this one causes: same tenant, user and correlation."""
+    def caused_by(
+        self, causation_id: UUID, *, at: datetime | None = None, traceparent: str | None = None
+    ) -> Metadata:
+        """Metadata for something this one causes: same tenant, user and correlation; the
+        same trace context unless `traceparent` names the span doing the causing."""
         # Validated rather than model_copy'd, so a naive `at` is refused here too.
-        return Metadata.model_validate(
-            {**self.model_dump(), "causation_id": causation_id, "occurred_at": at or utc_now()}
-        )
+        fields = {**self.model_dump(), "causation_id": causation_id,
+                  "occurred_at": at or utc_now()}
+        if traceparent is not None:
+            fields["traceparent"] = traceparent
+        return Metadata.model_validate(fields)
 
 
 class Command(_Frozen):

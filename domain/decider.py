@@ -70,11 +70,13 @@ def decide(
     *,
     event_ids: Callable[[], UUID] | None = None,
     now: datetime | None = None,
+    traceparent: str | None = None,
 ) -> list[Event]:
     """Ask the target aggregate about a command; the events to append, in order.
 
     New events are stamped with their type's current schema version, number on from
-    `loaded.version`, and carry the command's metadata with the command as their cause.
+    `loaded.version`, and carry the command's metadata with the command as their cause
+    (and `traceparent`, the span that decided them, when tracing gives one).
     """
     parsed = command if isinstance(command, ParsedCommand) else registry.parse_command(command)
     if parsed.stream != loaded.stream:
@@ -86,7 +88,7 @@ def decide(
     if not payloads:
         return []
     envelope = parsed.envelope
-    metadata = envelope.metadata.caused_by(envelope.command_id, at=now)
+    metadata = envelope.metadata.caused_by(envelope.command_id, at=now, traceparent=traceparent)
     next_id = event_ids or _derived_ids(envelope.command_id)
     events: list[Event] = []
     for index, payload in enumerate(payloads):

@@ -22,7 +22,6 @@ from hashlib import blake2b
 from typing import Any
 from uuid import UUID
 
-from opentelemetry.trace import Span, Status, StatusCode
 from psycopg_pool import AsyncConnectionPool
 
 from domain.aggregate import Aggregate
@@ -40,8 +39,8 @@ from pump.logs import log_event
 
 log = logging.getLogger(__name__)
 
-# A command's span, by command id, while its batch is processed (tracing on only).
-Spans = dict[UUID, Span]
+# The batch's command spans, by command id, while it is processed (tracing on only).
+Spans = telemetry.SpanGroup[UUID]
 
 
 @dataclass(frozen=True)
@@ -83,7 +82,7 @@ class BatchProcessor:
         """`before_commit` is called inside the transaction, after all the work: tests use
         it to crash a worker at the worst moment."""
         started = time.perf_counter()
-        spans: Spans | None = {} if telemetry.tracing() else None
+        spans: Spans | None = telemetry.SpanGroup() if telemetry.tracing() else None
         try:
             result, commands, outcomes = await self._process(batch_id, before_commit, spans)
         except BaseException as exc:
@@ -221,13 +220,11 @@ class BatchProcessor:
         decided: list[Event] = []
         for stored in commands:
             command = stored.command
-            span = _command_span(spans, stored) if spans is not None else None
+            traceparent = _command_span(spans, stored) if spans is not None else None
             try:
                 parsed = self._registry.parse_command(command)
                 self._registry.check_role(command.command_type, command.metadata.role)
-                new = decide(self._registry, parsed, state)
-                if span is not None:
-                    new = _traced(new, span)
+                new = decide(self._registry, parsed, state, traceparent=traceparent)
                 state = evolve_all(self._registry, aggregate, state, new)
             except DomainRejection as exc:
                 outcomes.add(_rejected(stored, exc.code, exc.reason, exc.details))
@@ -250,52 +247,34 @@ class BatchProcessor:
         return state, decided
 
 
-def _command_span(spans: Spans, stored: StoredCommand) -> Span:
+def _command_span(spans: Spans, stored: StoredCommand) -> str | None:
+    """Start the command's span (ended with its batch); the traceparent its events carry."""
     command = stored.command
-    # Few attributes: the SDK validates each one, and this span is made for every command
-    # (the aggregate type is in the command type; the correlation id is on the trace's
-    # ingress span and in the events).
-    span = telemetry.start_span(
-        f"intent.command {command.command_type}", command.metadata.traceparent,
+    # Few attributes: this span is made for every command (the aggregate type is in the
+    # command type; the correlation id is on the trace's ingress span and in the events).
+    return spans.start(
+        command.command_id, f"intent.command {command.command_type}",
+        command.metadata.traceparent,
         {"intent.command_id": str(command.command_id),
          "intent.tenant_id": str(stored.stream.tenant_id),
          "intent.aggregate_id": str(stored.stream.aggregate_id)},
     )
-    spans[command.command_id] = span
-    return span
-
-
-def _traced(events: list[Event], span: Span) -> list[Event]:
-    """The events with the trace context of the span that decided and appends them."""
-    traceparent = telemetry.traceparent_of(span.get_span_context())
-    if traceparent is None or not events:
-        return events
-    # One command's events share its metadata (the decider makes it once): copy it once.
-    copies: dict[int, Any] = {}
-    traced: list[Event] = []
-    for event in events:
-        metadata = copies.get(id(event.metadata))
-        if metadata is None:
-            metadata = event.metadata.model_copy(update={"traceparent": traceparent})
-            copies[id(event.metadata)] = metadata
-        traced.append(event.model_copy(update={"metadata": metadata}))
-    return traced
 
 
 def _end_spans(
     spans: Spans, *, outcomes: Outcomes | None = None, error: BaseException | None = None
 ) -> None:
-    statuses = {o.command_id: o for o in outcomes.items} if outcomes else {}
-    for command_id, span in spans.items():
-        if error is not None:
-            span.record_exception(error)
-            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-        elif (outcome := statuses.get(command_id)) is not None:
-            span.set_attribute("intent.status", outcome.status)
-            if outcome.error:
-                span.set_attribute("intent.rejection", str(outcome.error.get("code")))
-        span.end()
-    spans.clear()
+    """End the batch's command spans: each with its command's outcome, or all with the
+    batch's error."""
+    finished: dict[UUID, dict[str, str]] = {}
+    if outcomes is not None and error is None:
+        for outcome in outcomes.items:
+            finished[outcome.command_id] = (
+                {"intent.status": outcome.status,
+                 "intent.rejection": str(outcome.error.get("code"))} if outcome.error
+                else {"intent.status": outcome.status}
+            )
+    spans.end(finished, error)
 
 
 def _appended(started: float) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 from uuid import UUID, uuid4
@@ -21,7 +21,8 @@ from aiohttp import web
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
@@ -38,14 +39,15 @@ from projections.inline import InlineProjections
 from projections.runner import ProjectionRunner
 from pump import telemetry
 from pump.batch_processor import BatchProcessor
+from pump.command_store import PostgresCommandStore
 from pump.database import Conn
 from pump.gauges import sample_held_back, sample_lag
 from pump.pump import DirectDispatcher, Pump, PumpSettings
 from pump.saga_router import SagaRouter
 from pump.saga_worker import build_saga_worker
 from pump.temporal import TemporalDispatcher, build_worker, traced
-from tests.integration.pipeline import enqueue, wait_terminal
-from tests.integration.streams import TENANT_A
+from tests.integration.pipeline import enqueue, statuses, wait_terminal
+from tests.integration.streams import TENANT_A, new_stream
 from tools.gateway.testing import running_gateway
 from tools.local_keys import anon_key, user_token
 from tools.settings import REPO_ROOT
@@ -275,6 +277,97 @@ async def test_one_command_yields_one_trace_across_the_pipeline(
     # command carries the saga step's.
     assert await traceparents_of_events(pool, command_id) == {traceparent(command)}
     assert await traceparent_of_command(pool, reserve_step(order_id)) == traceparent(step)
+
+
+
+# -- one batch's command spans, on both of SpanGroup's paths -------------------------------
+
+
+class UnknownProcessor(SimpleSpanProcessor):
+    """A processor SpanGroup does not know, so that it takes the tracer's ordinary path."""
+
+
+@pytest.fixture(params=["bulk", "ordinary"])
+def either_path(request: pytest.FixtureRequest) -> Iterator[InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    known = request.param == "bulk"
+    provider.add_span_processor(
+        SimpleSpanProcessor(exporter) if known else UnknownProcessor(exporter))
+    telemetry.use_tracer_provider(provider)
+    try:
+        assert (telemetry._sdk_path(telemetry.tracer()) is not None) is known
+        yield exporter
+    finally:
+        telemetry.use_tracer_provider(None)
+        provider.shutdown()
+
+
+class WorkerDiedError(Exception):
+    pass
+
+
+def command_spans(exporter: InMemorySpanExporter, ids: Sequence[UUID]) -> list[ReadableSpan]:
+    wanted = {str(i) for i in ids}
+    return [s for s in exporter.get_finished_spans()
+            if (s.attributes or {}).get("intent.command_id") in wanted]
+
+
+async def test_a_batchs_command_spans_carry_its_error_then_each_commands_outcome(
+    pool: AsyncConnectionPool[Conn], either_path: InMemorySpanExporter,
+) -> None:
+    stream = new_stream()
+    register = await enqueue(pool, stream, "register_item", sku="S", name="W")
+    refused = await enqueue(pool, stream, "receive_stock", quantity=-1)
+    batch = await PostgresCommandStore(pool).claim(100)
+    assert batch is not None
+    assert {register, refused} <= set(batch.command_ids)
+    processor = BatchProcessor(pool, registry)
+
+    def crash() -> None:
+        raise WorkerDiedError("gone")
+
+    with telemetry.tracer().start_as_current_span("test.crashed") as crashed, \
+            pytest.raises(WorkerDiedError):
+        await processor.process(batch.batch_id, before_commit=crash)
+    failed = command_spans(either_path, [register, refused])
+    assert len(failed) == 2
+    for span in failed:
+        assert span.parent is not None
+        assert span.parent.span_id == crashed.get_span_context().span_id
+        assert span.status.description == "WorkerDiedError"
+        assert "intent.status" not in (span.attributes or {})
+        assert [(e.name, (e.attributes or {}).get("exception.message")) for e in span.events] \
+            == [("exception", "gone")]
+    either_path.clear()
+
+    with telemetry.tracer().start_as_current_span("test.retried") as retried:
+        await processor.process(batch.batch_id)
+    assert await statuses(pool, [register, refused]) == {
+        register: "processed", refused: "rejected"}
+    done = {str((s.attributes or {})["intent.command_id"]): s
+            for s in command_spans(either_path, [register, refused])}
+    assert sorted(done) == sorted([str(register), str(refused)])
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "select error->>'code' from intent.commands where command_id = %s", (refused,))
+        row = await cur.fetchone()
+    assert row is not None
+    rejected = done[str(refused)]
+    assert rejected.attributes is not None
+    assert rejected.attributes["intent.status"] == "rejected"
+    assert rejected.attributes["intent.rejection"] == row[0]
+    processed = done[str(register)]
+    assert processed.attributes is not None
+    assert processed.attributes["intent.status"] == "processed"
+    assert processed.attributes["intent.tenant_id"] == str(stream.tenant_id)
+    assert processed.attributes["intent.aggregate_id"] == str(stream.aggregate_id)
+    assert processed.name == "intent.command inventory.register_item"
+    assert processed.parent is not None
+    assert processed.parent.span_id == retried.get_span_context().span_id
+    assert not processed.events
+    # The appended event carries the span of the attempt that committed it.
+    assert await traceparents_of_events(pool, register) == {traceparent(processed)}
 
 
 # -- from the edge function ---------------------------------------------------------------

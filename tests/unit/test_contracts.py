@@ -54,6 +54,14 @@ def test_caused_by_keeps_tenant_user_and_correlation() -> None:
     )
 
 
+def test_caused_by_takes_the_causing_span_as_traceparent_and_still_checks_it() -> None:
+    span = "00-4bf92f3577b34da6a3ce929d0e0e4736-1111111111111111-01"
+    caused = metadata(traceparent=TRACEPARENT).caused_by(uuid4(), at=NOW, traceparent=span)
+    assert caused.traceparent == span
+    with pytest.raises(ValidationError, match="traceparent"):
+        metadata().caused_by(uuid4(), at=NOW, traceparent="not-a-traceparent")
+
+
 def test_default_timestamps_are_time_zone_aware() -> None:
     fresh = Metadata(tenant_id=TENANT, correlation_id=uuid4())
     assert fresh.occurred_at.tzinfo is not None
