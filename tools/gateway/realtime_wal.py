@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +36,17 @@ IDLE_POLL_SECONDS = 0.1
 POLL_LIMIT = 5000
 # The prefix of the logical messages that flush the WAL (never decoded).
 FLUSH_PREFIX = "intent.gateway.flush"
+# realtime.messages rows are read from the WAL as they are written and never again; hosted
+# Realtime drops the table's old daily partitions, and locally the rows would only pile up
+# (two per appended event). The feed deletes those older than this, a bounded batch a minute.
+MESSAGES_KEPT_SECONDS = 3600
+PRUNE_EVERY_SECONDS = 60.0
+PRUNE_BATCH = 10_000
+_PRUNE_SQL = """
+delete from realtime.messages where ctid = any(array(
+  select ctid from realtime.messages
+   where inserted_at < now() - make_interval(secs => %(kept)s) limit %(batch)s))
+"""
 
 # One statement reads the publication and decodes, so that a table added to it is decoded
 # from the same moment on. wal2json's add-tables wants ` ',.*\` escaped with a backslash.
@@ -181,8 +193,12 @@ class ChangeFeed:
             return
         log_event("realtime_feed_started", slot=self._slot)
         self.ready.set()
+        next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         while True:
             try:
+                if time.monotonic() >= next_prune:
+                    next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
+                    await self.prune()
                 found = await self._poll()
             except asyncio.CancelledError:
                 raise
@@ -193,6 +209,21 @@ class ChangeFeed:
                     self.failed = "the change feed's connection was lost"
                     return
             await asyncio.sleep(BUSY_POLL_SECONDS if found else IDLE_POLL_SECONDS)
+
+    async def prune(self, *, kept_seconds: float = MESSAGES_KEPT_SECONDS) -> int:
+        """Delete (at most PRUNE_BATCH of) the realtime.messages rows older than
+        `kept_seconds`; how many. A failure (e.g. no privilege) is logged, not raised."""
+        assert self._conn is not None
+        try:
+            cursor = await self._conn.execute(_PRUNE_SQL, {"kept": kept_seconds,
+                                                           "batch": PRUNE_BATCH})
+        except psycopg.Error as exc:
+            log_event("realtime_prune_failed", logging.WARNING, error=" ".join(str(exc).split()))
+            return 0
+        deleted = max(cursor.rowcount, 0)
+        if deleted:
+            log_event("realtime_messages_pruned", deleted=deleted)
+        return deleted
 
     async def _poll(self) -> bool:
         assert self._conn is not None
