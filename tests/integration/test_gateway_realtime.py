@@ -529,6 +529,38 @@ async def test_sending_on_a_private_channel_needs_the_insert_policies(
 
 
 @pytest.mark.parametrize("client", CLIENTS)
+async def test_presence_on_a_private_channel_needs_an_insert_policy_for_presence(
+        setup: Setup, client: str) -> None:
+    tenant = uuid4()
+    allowed, refused = uuid4(), uuid4()
+    topic = setup.private_topic(tenant)
+    policy = f"rtpresence_{uuid4().hex[:8]}"
+    # Everyone of the tenant may read the topic (the fixture's policy); only `allowed` may
+    # publish presence on it.
+    setup.sql(f"""create policy {policy} on realtime.messages for insert to authenticated
+        with check (realtime.messages.extension = 'presence'
+                    and (select auth.jwt()) ->> 'sub' = '{allowed}')""")
+    try:
+        watcher = await setup.agent(client, user_token(tenant, uuid4()))
+        intruder = await setup.agent(client, user_token(tenant, refused))
+        member = await setup.agent(client, user_token(tenant, allowed))
+        for agent, key in ((watcher, "watcher"), (intruder, "intruder"), (member, "member")):
+            assert await agent.subscribe("p", topic, {"private": True,
+                                                      "presence": {"key": key}},
+                                         presence=True) == "SUBSCRIBED"
+        answer = await intruder.track("p", {"who": "intruder"})
+        if client == "js":
+            assert answer == "error"
+        await member.track("p", {"who": "member"})
+        await watcher.wait_for(kind("presence", "p", kind="join", key="member"))
+        # The member's track was sent after the intruder's and has arrived.
+        assert not [e for e in watcher.events
+                    if kind("presence", "p", kind="join", key="intruder")(e)]
+    finally:
+        setup.sql(f"drop policy {policy} on realtime.messages")
+
+
+@pytest.mark.parametrize("client", CLIENTS)
 async def test_deletes_carry_only_the_primary_key_of_a_table_with_rls(
         setup: Setup, client: str) -> None:
     tenant, token = tenant_user()

@@ -275,7 +275,7 @@ class Connection:
             case "broadcast":
                 await self.broadcast(channel, message)
             case "presence":
-                self.presence(channel, message)
+                await self.presence(channel, message)
             case "access_token":
                 await self.refresh(channel, message)
             case _:
@@ -364,7 +364,7 @@ class Connection:
             # checked once per channel (and again after a token refresh).
             channel.may_send = await self.service.may_write(
                 Caller(channel.role, channel.claims), channel.name, body["event"],
-                body.get("payload"))
+                body.get("payload"), extension="broadcast")
         if channel.private and not channel.may_send:
             self.reply(message, _error("Unauthorized: You do not have permissions to write "
                                        f"to this Channel topic: {channel.name}"))
@@ -373,10 +373,21 @@ class Connection:
         if channel.broadcast_ack:
             self.reply(message, _ok())
 
-    def presence(self, channel: Channel, message: Message) -> None:
+    async def presence(self, channel: Channel, message: Message) -> None:
         body = message.payload if isinstance(message.payload, dict) else {}
         match body.get("event"):
             case "track":
+                if channel.private and channel.may_track is None:
+                    # Publishing presence on a private channel needs the INSERT policies of
+                    # realtime.messages for extension 'presence' (once per channel and token).
+                    channel.may_track = await self.service.may_write(
+                        Caller(channel.role, channel.claims), channel.name, "presence",
+                        body.get("payload"), extension="presence")
+                if channel.private and not channel.may_track:
+                    self.reply(message, _error(
+                        "Unauthorized: You do not have permissions to track presence on "
+                        f"this Channel topic: {channel.name}"))
+                    return
                 diff: PresenceDiff | None = self.service.hub.track(
                     channel, body.get("payload", {}))
             case "untrack":
@@ -402,7 +413,7 @@ class Connection:
             self.expire(channel, exc.reason)
             return
         channel.role, channel.claims = caller.role, caller.claims
-        channel.may_send = None
+        channel.may_send = channel.may_track = None
         if channel.private and not await self.service.may_read(channel):
             self.expire(channel, "Unauthorized: You do not have permissions to read from "
                                  f"this Channel topic: {channel.name}")
@@ -512,9 +523,10 @@ class RealtimeService:
                       error=" ".join(str(exc).split())[:300])
             return False
 
-    async def may_write(self, caller: Caller, name: str, event: str, payload: Any) -> bool:
+    async def may_write(self, caller: Caller, name: str, event: str, payload: Any, *,
+                        extension: str) -> bool:
         """Whether the caller passes the INSERT policies of realtime.messages for a topic
-        (a private broadcast sent over HTTP); rolled back."""
+        and extension (a private broadcast, or presence tracked); rolled back."""
         try:
             async with self.gateway.pool.connection() as conn, \
                     conn.transaction(force_rollback=True):
@@ -522,8 +534,9 @@ class RealtimeService:
                                                  json.dumps(caller.claims), name))
                 await conn.execute(
                     "insert into realtime.messages (topic, extension, event, payload, private)"
-                    " values (%s, 'broadcast', %s, %s::jsonb, true)",
-                    (name, event, json.dumps(payload if isinstance(payload, dict) else {})))
+                    " values (%s, %s, %s, %s::jsonb, true)",
+                    (name, extension, event,
+                     json.dumps(payload if isinstance(payload, dict) else {})))
                 return True
         except psycopg.Error:
             return False
@@ -782,7 +795,7 @@ async def http_broadcast(request: web.Request) -> web.StreamResponse:
         name = item["topic"].removeprefix("realtime:")
         private = item.get("private") is True
         if private and not await service.may_write(caller, name, item["event"],
-                                                   item.get("payload")):
+                                                   item.get("payload"), extension="broadcast"):
             return json_response({"error": "Unauthorized: You do not have permissions to "
                                            f"write to this Channel topic: {name}"},
                                  status=401)

@@ -37,6 +37,7 @@ class Channel:
     presence_meta: dict[str, Any] | None = None
     # Whether broadcasts may be sent on this (private) channel; None: not checked yet.
     may_send: bool | None = None
+    may_track: bool | None = None  # presence on a private channel: INSERT policies again
 
     @property
     def name(self) -> str:
