@@ -303,7 +303,8 @@ def schema(gateway: RunningGateway, database_url: str) -> Iterator[Setup]:
     made.sql(f"""
     create table public.{made.table} (
       id uuid primary key default gen_random_uuid(), tenant_id uuid not null,
-      label text not null, n integer not null default 0, doc jsonb);
+      label text not null, n integer not null default 0, doc jsonb, tags text[],
+      scores integer[]);
     alter table public.{made.table} enable row level security;
     create policy tenant_reads on public.{made.table} for select to authenticated
       using (tenant_id = ((select auth.jwt()) -> 'app_metadata' ->> 'tenant_id')::uuid);
@@ -456,14 +457,16 @@ async def test_changes_are_filtered_and_delivered_only_under_rls(
         "SUBSCRIBED")
     await owner.wait_for(kind("system", "t"))
     await nosy.wait_for(kind("system", "t"))
-    setup.sql(f"insert into public.{setup.table} (tenant_id, label, doc) values "
-              "(%s, 'a-row', '{\"k\": [1]}')", (tenant_a,))
+    setup.sql(f"insert into public.{setup.table} (tenant_id, label, doc, tags, scores) values "
+              "(%s, 'a-row', '{\"k\": [1]}', array['x y', null], array[3, 1])", (tenant_a,))
     setup.sql(f"insert into public.{setup.table} (tenant_id, label) values (%s, 'b-row')",
               (tenant_b,))
     setup.sql(f"update public.{setup.table} set n = 5 where tenant_id = %s", (tenant_a,))
     got = await owner.wait_for(kind("change", "t", type="INSERT"))
     assert got["record"]["label"] == "a-row"
     assert got["record"]["doc"] == {"k": [1]}
+    assert got["record"]["tags"] == ["x y", None]  # arrays as JSON arrays, not "{...}"
+    assert got["record"]["scores"] == [3, 1]
     assert got["table"] == setup.table
     assert got["commit_timestamp"].endswith("Z")
     updated = await owner.wait_for(kind("change", "t", type="UPDATE"))

@@ -32,6 +32,7 @@ from tools import local_keys
 from tools.gateway.app import GATEWAY, ROLE, Gateway, log_event
 from tools.gateway.auth import AuthError, Caller, authenticate, verify_token
 from tools.gateway.errors import json_response
+from tools.gateway.realtime_arrays import ArrayLiteralError, element_type, parse_array
 from tools.gateway.realtime_filters import Binding, BindingError, binding_matches, parse_binding
 from tools.gateway.realtime_frames import (
     V2,
@@ -683,9 +684,13 @@ def _change_data(change: Change) -> dict[str, Any]:
     def typed(row: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, value in row.items():
-            if types.get(name) in {"json", "jsonb"} and isinstance(value, str):
+            kind = types.get(name, "")
+            if kind in {"json", "jsonb"} and isinstance(value, str):
                 with contextlib.suppress(ValueError):
                     value = json.loads(value)
+            elif isinstance(value, str) and (element := element_type(kind)) is not None:
+                with contextlib.suppress(ArrayLiteralError):
+                    value = parse_array(value, element)
             out[name] = value
         return out
 
