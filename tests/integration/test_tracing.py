@@ -470,6 +470,38 @@ async def test_the_edge_functions_ingress_span_is_the_root_of_the_pipelines_span
     check_pipeline(Tree(found), ingress_id)
 
 
+async def test_a_request_without_trace_context_is_still_traced_by_the_pipeline(
+    pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment,
+    spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("OTEL_DENO", raising=False)  # the function itself records nothing
+    with running_gateway(
+        database_url, functions_dir=REPO_ROOT / "supabase" / "functions",
+        functions_config=REPO_ROOT / "supabase" / "config.toml",
+    ) as gateway:
+        async with traced_stack(pool, database_url, temporal_env):
+            item = await stocked_item(pool)
+            order_id = uuid4()
+            async with aiohttp.ClientSession() as http, http.post(
+                f"{gateway.url}/functions/v1/command",
+                json={"type": "orders.place_order",
+                      "payload": {"order_id": str(order_id),
+                                  "item_id": str(item.aggregate_id), "quantity": 1}},
+                headers={"apikey": anon_key(),
+                         "Authorization": f"Bearer {user_token(TENANT_A, uuid4())}"},
+            ) as response:
+                answer = await response.json()
+                assert response.status == 202, answer
+            command_id = UUID(answer["commandId"])
+            await wait_terminal(pool, [command_id, reserve_step(order_id)], seconds=60)
+            started = await traceparent_of_command(pool, command_id)
+            # A new trace, marked sampled, so the pipeline's parent-based sampler records it.
+            _version, trace_id, parent_id, flags = started.split("-")
+            assert flags == "01"
+            found = await spans_until(spans, int(trace_id, 16), EXPECTED)
+    check_pipeline(Tree(found), int(parent_id, 16))
+
+
 # -- metrics ------------------------------------------------------------------------------
 
 

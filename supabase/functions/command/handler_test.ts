@@ -113,7 +113,7 @@ Deno.test("an invalid traceparent is replaced by a new trace, not refused", asyn
   const response = await handler(post(command(), { traceparent: "00-nonsense" }));
   strictEqual(response.status, 202);
   const sent = String(calls[0].args.traceparent);
-  strictEqual(/^00-[0-9a-f]{32}-[0-9a-f]{16}-00$/.test(sent), true, sent);
+  strictEqual(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/.test(sent), true, sent); // sampled
   strictEqual(logs[0].traceparent_dropped, true);
 });
 

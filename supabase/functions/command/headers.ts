@@ -83,11 +83,16 @@ function randomHex(bytes: number, random: (buffer: Uint8Array) => Uint8Array): s
   }
 }
 
-/** A new trace rooted at this request (not sampled: the function records no spans). */
+/**
+ * A new trace rooted at this request, marked sampled: nothing upstream decided, and a trace
+ * marked not sampled would make every backend process (whose samplers follow the parent)
+ * record nothing of the command. To sample, send a traceparent from the client or run the
+ * function with OTEL_DENO, whose own sampler then decides (see main.ts).
+ */
 export function newTraceContext(
   random: (buffer: Uint8Array) => Uint8Array = (b) => crypto.getRandomValues(b),
 ): TraceContext {
-  return { traceId: randomHex(16, random), parentId: randomHex(8, random), flags: "00" };
+  return { traceId: randomHex(16, random), parentId: randomHex(8, random), flags: "01" };
 }
 
 /**
