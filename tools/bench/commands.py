@@ -44,7 +44,7 @@ from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from time import perf_counter
+from time import perf_counter, process_time
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -254,6 +254,8 @@ class SideResults:
     rates: list[float] = field(default_factory=list)  # commands/s per round
     submit_rates: list[float] = field(default_factory=list)
     drain_rates: list[float] = field(default_factory=list)  # backlog drain, per round
+    # CPU of this process (pump, worker, exporter thread) per drained command, us, per round
+    drain_cpu_us: list[float] = field(default_factory=list)
     load_db_p50: list[float] = field(default_factory=list)  # ms, under throughput load
     load_db_p99: list[float] = field(default_factory=list)
     latencies: list[list[float]] = field(default_factory=list)  # ms, low load, per round
@@ -293,6 +295,7 @@ class SideResults:
             "throughput": self.rate.as_json(),
             "submit_rate_per_round": [round(v, 1) for v in self.submit_rates],
             "backlog_drain": self.drain.as_json(),
+            "drain_process_cpu_us_per_command": [round(v, 1) for v in self.drain_cpu_us],
             "batches_per_round": self.batches,
             "latency_under_load_db_ms": {
                 "what": "intent.commands updated_at - created_at (transaction start times)",
@@ -469,6 +472,10 @@ class Results:
             "drain_ratio": round(drain.ratio, 4),
             "drain_paired_ratio_median": round(drain.paired_ratio(self.temporal.drain), 4),
             "low_load_p50_ms_added": round(traced.p50 - self.temporal.p50, 2),
+            "drain_process_cpu_us_per_command": {
+                "untraced": round(median(self.temporal.drain_cpu_us), 1),
+                "traced": round(median(traced.drain_cpu_us), 1),
+            },
             "spans_recorded": self.spans_recorded,
         }
 
@@ -748,13 +755,14 @@ class CommandBench:
         the time from starting the pump to the last one processed. The load generator's
         CPU is out of the timed part."""
         ids, _, _ = await self._submit(self._work(count))
-        started = perf_counter()
+        started, cpu = perf_counter(), process_time()
         async with self._pump(side):
             counts = await self._wait_terminal(ids)
-            finished = perf_counter()
+            finished, cpu_used = perf_counter(), process_time() - cpu
         if record:
             result = self.results[side.name]
             result.drain_rates.append(len(ids) / (finished - started))
+            result.drain_cpu_us.append(cpu_used / len(ids) * 1e6)
             result.rejected += len(ids) - counts.get("processed", 0)
 
     async def low_load(self, side: Side, count: int, record: bool) -> None:
@@ -953,6 +961,13 @@ def summary_lines(results: Results) -> list[str]:
             f"{(1 - drain.ratio) * 100:.1f}%), low-load p50 "
             f"{results.traced.p50 - results.temporal.p50:+.1f} ms; "
             f"{results.spans_recorded:,} spans recorded"
+        )
+        untraced_cpu = median(results.temporal.drain_cpu_us)
+        traced_cpu = median(results.traced.drain_cpu_us)
+        lines.append(
+            f"drain CPU of the pump+worker process per command (median of rounds): untraced "
+            f"{untraced_cpu:,.0f} us, traced {traced_cpu:,.0f} us "
+            f"({(traced_cpu / untraced_cpu - 1) * 100:+.1f}%)"
         )
     bad = sum(s.rejected for s in results.sides.values())
     if bad:
