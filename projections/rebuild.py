@@ -90,27 +90,6 @@ def parse_position(text: str) -> FeedPosition:
     return FeedPosition(int(txid), int(position))
 
 
-# The next range for the SQL fold: its end, its size, how many events the projection reads
-# and how many of those are not at their type's current schema version.
-_RANGE_SQL = b"""
-with page as materialized (
-  select e.transaction_id, e.position, e.event_type, e.schema_version from intent.events e
-  where (e.transaction_id, e.position) > (%(txid)s::text::xid8, %(position)s)
-    and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-  order by e.transaction_id, e.position
-  limit %(limit)s
-)
-select count(*),
-  (select transaction_id::text::bigint from page
-   order by transaction_id desc, position desc limit 1),
-  (select position from page order by transaction_id desc, position desc limit 1),
-  count(*) filter (where event_type = any(%(types)s::text[])),
-  count(*) filter (where event_type = any(%(types)s::text[])
-                   and not (event_type || '@' || schema_version) = any(%(current)s::text[]))
-from page
-"""
-
-
 class RebuildError(Exception):
     """The rebuild stopped; the live tables are unchanged."""
 
@@ -159,17 +138,12 @@ class Rebuilder:
         self._on_progress = on_progress
         self._twins = {t.name: twin_name(t.name) for t in projection.tables}
         self._applier = Applier(projection, registry=registry, physical=self._twins)
-        known = self._applier.registry.event_types()
         why = set_fold.unsupported(projection)
         if fold == "sql" and why is not None:
             raise ValueError(f"projection {projection.name} cannot be folded in SQL: {why}")
         self._set_fold = (
-            set_fold.SetFold(self._applier, {n: k.payload_model for n, k in known.items()})
-            if why is None and fold != "python" else None
+            set_fold.SetFold(self._applier) if why is None and fold != "python" else None
         )
-        # "type@version" of the current schema of each event type read: a range holding
-        # any other version needs the upcasters, so the Python path.
-        self._current = sorted(f"{n}@{known[n].version}" for n in projection.reads)
         self.ranges = {"sql": 0, "python": 0}  # SQL-path ranges folded by each path
         self._read = 0
         self._handled = 0
@@ -259,51 +233,20 @@ class Rebuilder:
         (a cast, a constraint), is applied through the Python path instead, which upcasts,
         or names the event at fault."""
         consumer = rebuild_consumer(self.projection)
-        types = sorted(self._applier.reads)
         while True:
             async with self._pool.connection() as conn, conn.transaction():
-                chunk = await self._next_range(conn, position, types)
-                if chunk is None:
+                upto = await set_fold.next_range(conn, position, fold, limit=SQL_CHUNK)
+                if upto is None:
                     return position
-                end, read, handled, older = chunk
-                folded = False
-                if not older:
-                    try:
-                        async with conn.transaction():  # a savepoint: Python retries the range
-                            await conn.execute("set local work_mem = '64MB'")
-                            params = fold.range_params(position, end, types)
-                            for table in fold.tables:
-                                await conn.execute(table.merge, params)
-                                if table.delete is not None:
-                                    await conn.execute(table.delete, params)
-                        folded = True
-                    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
-                        log.warning("rebuild of %s: the SQL fold of %s..%s failed (%s); "
-                                    "applying that range through Python", self.projection.name,
-                                    position, end, str(exc).strip())
+                folded = await set_fold.fold_range(conn, fold, position, upto)
                 if not folded:
-                    await self._apply_range(conn, position, read)
-                await save_checkpoint(conn, consumer, end)
+                    await self._apply_range(conn, position, upto.events)
+                await save_checkpoint(conn, consumer, upto.end)
                 self.ranges["sql" if folded else "python"] += 1
-            position = end
-            self._read += read
-            self._handled += handled
+            position = upto.end
+            self._read += upto.events
+            self._handled += upto.handled
             self._progress()
-
-    async def _next_range(
-        self, conn: Conn, after: FeedPosition, types: list[str]
-    ) -> tuple[FeedPosition, int, int, int] | None:
-        """(end, events, events read by the projection, of which not at their current
-        schema version) of the next SQL_CHUNK feed events below the horizon, or None."""
-        cur = await conn.execute(_RANGE_SQL, {
-            "txid": str(after.transaction_id), "position": after.position,
-            "limit": SQL_CHUNK, "types": types, "current": self._current,
-        })
-        row = await cur.fetchone()
-        if row is None or not row[0]:
-            return None
-        read, txid, position, handled, older = row
-        return FeedPosition(int(txid), int(position)), int(read), int(handled), int(older)
 
     async def _apply_range(self, conn: Conn, position: FeedPosition, count: int) -> None:
         """The next `count` feed events through the Python path, in the caller's

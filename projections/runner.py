@@ -18,6 +18,13 @@ message; in a transaction of its own, so it survives the rollback), logs it, and
 that projection with backoff (1 s doubling to 60 s) while the others keep going. It resumes
 by itself once the code or the data is fixed; the next committed page clears the error.
 
+A projection declared as Rules that is far behind (a new one over an existing store, or a
+runner that was down) catches up in SQL: while at least SQL_RANGE_MIN of its events wait, a
+step folds up to SQL_RANGE_EVENTS feed events inside PostgreSQL (projections.set_fold), with
+the same lock, checkpoint and transaction. Near the head it goes page by page through Python
+as above. A range SQL cannot fold (older schema versions, a payload that does not cast) goes
+through Python too, so a failure is still pinned to its event.
+
 Inline projections are not run here: the worker applies them in its own transaction (see
 projections.inline). A new inline projection, or one whose handler changed, is caught up by
 `intent projections rebuild NAME`, which builds it from the feed and swaps it in while it
@@ -54,6 +61,7 @@ from domain.errors import InvalidEvent
 from domain.registry import Registry
 from projections.apply import Applier, ApplyResult, ProjectionError
 from projections.metadata import Projection
+from projections.set_fold import Range, SetFold, fold_range, next_range, unsupported
 from pump import telemetry
 from pump.database import Conn
 from pump.feed import START, FeedPage, FeedPosition
@@ -62,6 +70,11 @@ from pump.logs import log_event
 log = logging.getLogger("intent.projections")
 
 PAGE_SIZE = 1000
+# A projection declared as Rules that is this many of its events behind or more catches up
+# in SQL, up to SQL_RANGE_EVENTS feed events a step; nearer the head it goes page by page
+# through Python, where each page's span continues its events' traces.
+SQL_RANGE_MIN = 500
+SQL_RANGE_EVENTS = 25_000
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 60.0
 
@@ -376,7 +389,8 @@ def error_record(exc: BaseException, projection: Projection, events: Sequence[Ev
 
 class ProjectionRunner:
     """Follows the feed for async projections. `step` is one page of one projection (what
-    tests drive); `run` loops over all of them until `stop` is set."""
+    tests drive); `run` loops over all of them until `stop` is set. `sql_range_events`: the
+    most feed events one SQL catch-up step folds (default SQL_RANGE_EVENTS; 0: never)."""
 
     def __init__(
         self,
@@ -388,15 +402,24 @@ class ProjectionRunner:
         poll_interval: float = 0.25,
         backoff_first: float = BACKOFF_FIRST,
         backoff_max: float = BACKOFF_MAX,
+        sql_range_events: int | None = None,
     ) -> None:
         self._pool = pool
         self.projections = [p for p in projections if p.mode == "async"]
         self._appliers = {p.name: Applier(p, registry=registry) for p in self.projections}
+        # Projections declared as Rules catch up in SQL when far behind (set_fold).
+        self._folds = {
+            name: SetFold(applier) for name, applier in self._appliers.items()
+            if sql_range_events != 0 and unsupported(applier.projection) is None
+        }
         self._page_size = page_size
         self._poll_interval = poll_interval
         self._backoff_first = backoff_first
         self._backoff_max = backoff_max
         self.applied: dict[str, int] = {p.name: 0 for p in self.projections}
+        self.sql_ranges = 0  # steps folded in SQL
+        self._sql_range = sql_range_events if sql_range_events is not None else SQL_RANGE_EVENTS
+        self._python_until: dict[str, FeedPosition] = {}
 
     async def step(self, projection: Projection, *, limit: int | None = None) -> StepResult:
         """One page in one transaction; a failure is returned (already rolled back), not
@@ -420,6 +443,27 @@ class ProjectionRunner:
                         f"projections rebuild {projection.name}`",
                         projection=projection.name,
                     )
+                fold = self._folds.get(projection.name) if limit is None else None
+                if fold is not None and checkpoint.position >= self._python_until.get(
+                        projection.name, START):
+                    upto = await next_range(conn, checkpoint.position, fold,
+                                            limit=self._sql_range)
+                    if upto is None:
+                        return StepResult("idle", position=checkpoint.position)
+                    await conn.execute("set local synchronous_commit = off")
+                    if upto.handled >= SQL_RANGE_MIN and await self._fold(
+                            fold, conn, checkpoint.position, upto):
+                        await save_checkpoint(conn, projection.consumer, upto.end)
+                        folded = ApplyResult(
+                            events=upto.events, handled=upto.handled, ops=0, rows=0,
+                            written=0, skipped=0, statements=len(fold.tables))
+                        self.applied[projection.name] += upto.handled
+                        self.sql_ranges += 1
+                        return StepResult("applied", position=upto.end, page_end=upto.end,
+                                          events=upto.events, applied=folded)
+                    # Too few of its events to be worth it, or SQL could not fold them: pages
+                    # through Python up to the range's end before asking again.
+                    self._python_until[projection.name] = upto.end
                 page = await read_page(conn, checkpoint.position,
                                        limit=limit or self._page_size,
                                        types=applier.reads)
@@ -438,6 +482,19 @@ class ProjectionRunner:
         self.applied[projection.name] += result.handled
         return StepResult("applied", position=page.next, page_end=page.next,
                           events=read, applied=result)
+
+    async def _fold(self, fold: SetFold, conn: Conn, after: FeedPosition, upto: Range) -> bool:
+        """A range folded in SQL, in a span when tracing (one for the range: its events are
+        never in Python, so it links to none of their traces)."""
+        if not telemetry.tracing():
+            return await fold_range(conn, fold, after, upto)
+        name = fold.projection.name
+        with telemetry.span_over(
+            f"intent.project {name}", (),
+            {"intent.projection": name, "intent.projection.mode": "async",
+             "intent.events": upto.handled, "intent.fold": "sql"},
+        ):
+            return await fold_range(conn, fold, after, upto)
 
     async def _apply(self, applier: Applier, conn: Conn, events: list[Event]) -> ApplyResult:
         """The page, in a span when tracing: child of its first event's trace context,

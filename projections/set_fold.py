@@ -30,10 +30,12 @@ fails; the rebuild then reruns that range through the Python path, which names t
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
 from psycopg import sql
 from pydantic import BaseModel
 
@@ -41,7 +43,10 @@ from projections.apply import Applier, TableTarget
 from projections.metadata import Projection
 from projections.rules import Constant, EventFact, Negated, On, PayloadField, Rules
 from projections.sql import default_sql, type_sql
+from pump.database import Conn
 from pump.feed import FeedPosition
+
+log = logging.getLogger("intent.projections")
 
 Value = PayloadField | EventFact | Constant | Negated
 
@@ -73,14 +78,20 @@ class SetFold:
     """The compiled statements for one projection (and the tables its applier writes:
     live or a rebuild's twins). Parameters of each statement: `range_params`."""
 
-    def __init__(self, applier: Applier, models: Mapping[str, type[BaseModel]]) -> None:
+    def __init__(self, applier: Applier) -> None:
         projection = applier.projection
         why = unsupported(projection)
         if why is not None:
             raise ValueError(f"projection {projection.name} cannot be folded in SQL: {why}")
         assert isinstance(projection.handler, Rules)
         self.projection = projection
-        self._models = models
+        known = applier.registry.event_types()
+        self._models: Mapping[str, type[BaseModel]] = {
+            name: known[name].payload_model for name in projection.reads}
+        self.types = sorted(projection.reads)
+        # "type@version" of each type's current schema: a range holding any other version
+        # needs the upcasters, so the Python path.
+        self.current = sorted(f"{name}@{known[name].version}" for name in projection.reads)
         rules = projection.handler.rules
         self.tables: list[TableFold] = []
         for table in sorted(projection.tables, key=lambda t: t.name):
@@ -275,6 +286,75 @@ class SetFold:
             "and (t.event_txid, t.event_position) < (f.del_txid, f.del_pos)"
         ).format(schema=sql.Identifier(schema), table=sql.Identifier(target.physical),
                  fold=fold, match=match)
+
+
+# -- ranges of the feed ---------------------------------------------------------------------
+
+# The next range: its end, its size, how many events the projection reads and how many of
+# those are not at their type's current schema version. Below the feed's horizon, so final.
+_RANGE_SQL = b"""
+with page as materialized (
+  select e.transaction_id, e.position, e.event_type, e.schema_version from intent.events e
+  where (e.transaction_id, e.position) > (%(txid)s::text::xid8, %(position)s)
+    and e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+  order by e.transaction_id, e.position
+  limit %(limit)s
+)
+select count(*),
+  (select transaction_id::text::bigint from page
+   order by transaction_id desc, position desc limit 1),
+  (select position from page order by transaction_id desc, position desc limit 1),
+  count(*) filter (where event_type = any(%(types)s::text[])),
+  count(*) filter (where event_type = any(%(types)s::text[])
+                   and not (event_type || '@' || schema_version) = any(%(current)s::text[]))
+from page
+"""
+
+
+@dataclass(frozen=True)
+class Range:
+    """The next `events` feed events after a position, up to `end`."""
+
+    end: FeedPosition
+    events: int  # of every type
+    handled: int  # of the types the projection reads
+    older: int  # of those, stored at an older schema version than the current one
+
+
+async def next_range(conn: Conn, after: FeedPosition, fold: SetFold, *,
+                     limit: int) -> Range | None:
+    """The next `limit` (at most) feed events below the horizon, or None when there are none.
+    Read it before writing in the transaction (a transaction id holds the horizon back)."""
+    cur = await conn.execute(_RANGE_SQL, {
+        "txid": str(after.transaction_id), "position": after.position, "limit": limit,
+        "types": fold.types, "current": fold.current,
+    })
+    row = await cur.fetchone()
+    if row is None or not row[0]:
+        return None
+    read, txid, position, handled, older = row
+    return Range(FeedPosition(int(txid), int(position)), int(read), int(handled), int(older))
+
+
+async def fold_range(conn: Conn, fold: SetFold, after: FeedPosition, upto: Range) -> bool:
+    """Fold the range's events into the tables, in the caller's transaction (a savepoint of
+    its own). False, with nothing written, when the range holds older schema versions or
+    its statements fail on the data: the caller then applies it through Python."""
+    if upto.older:
+        return False
+    try:
+        async with conn.transaction():
+            await conn.execute("set local work_mem = '64MB'")
+            params = fold.range_params(after, upto.end, fold.types)
+            for table in fold.tables:
+                await conn.execute(table.merge, params)
+                if table.delete is not None:
+                    await conn.execute(table.delete, params)
+    except (psycopg.errors.DataError, psycopg.errors.IntegrityError) as exc:
+        log.warning("projection %s: the SQL fold of %s..%s failed (%s); applying that range "
+                    "through Python", fold.projection.name, after, upto.end, str(exc).strip())
+        return False
+    return True
 
 
 def _as_text(value: bool | int | float | str) -> str:

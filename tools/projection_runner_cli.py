@@ -86,8 +86,12 @@ def _logging() -> None:
 @click.option("--poll-interval", type=click.FloatRange(0.05, 60), default=0.25,
               show_default=True, help="Seconds between polls of the feed when it is idle.")
 @click.option("--page-size", type=click.IntRange(1, 100_000), default=1000, show_default=True,
-              help="Most events applied in one transaction.")
-def run(only: tuple[str, ...], poll_interval: float, page_size: int) -> None:
+              help="Most events applied in one transaction through Python.")
+@click.option("--sql-range", type=click.IntRange(0, 1_000_000), default=25_000,
+              show_default=True, metavar="EVENTS",
+              help="Most feed events one SQL catch-up step folds (0: always page through "
+              "Python).")
+def run(only: tuple[str, ...], poll_interval: float, page_size: int, sql_range: int) -> None:
     """Follow the event feed and apply the async projections, until SIGTERM or Ctrl-C.
 
     Each projection reads the feed from its checkpoint in intent.checkpoints
@@ -96,10 +100,12 @@ def run(only: tuple[str, ...], poll_interval: float, page_size: int) -> None:
     exactly once and several runners may run side by side. A failing event stops only its
     projection: the error (event id, type, position, message) is logged and stored in
     intent.checkpoints.error, and the projection is retried with backoff (1 s doubling to
-    60 s) until it passes. Inline projections are applied by the worker, not here; a new
-    one is caught up with `intent projections rebuild NAME` (a warning names those that
-    need it). Database from DATABASE_URL or the embedded cluster. Exit 0 when stopped,
-    2 for an unknown or inline --only name, 3 when the database cannot be reached.
+    60 s) until it passes. A projection declared as Rules that is 500 or more of its events
+    behind catches up in SQL, up to --sql-range feed events per transaction (--page-size
+    applies to the Python pages near the head). Inline projections are applied by the worker, not
+    here; a new one is caught up with `intent projections rebuild NAME` (a warning names
+    those that need it). Database from DATABASE_URL or the embedded cluster. Exit 0 when
+    stopped, 2 for an unknown or inline --only name, 3 when the database cannot be reached.
     """
     chosen = _catalog_projections(only)
     inline = [p.name for p in chosen if p.mode == "inline"]
@@ -111,11 +117,11 @@ def run(only: tuple[str, ...], poll_interval: float, page_size: int) -> None:
         )
     url = _database_url(None)
     _logging()
-    _run_async(lambda: _run(url, chosen, poll_interval, page_size))
+    _run_async(lambda: _run(url, chosen, poll_interval, page_size, sql_range))
 
 
 async def _run(
-    url: str, chosen: list[Projection], poll_interval: float, page_size: int
+    url: str, chosen: list[Projection], poll_interval: float, page_size: int, sql_range: int
 ) -> None:
     from domain.app import registry
     from projections.runner import ProjectionRunner, inline_catch_up_needed
@@ -139,7 +145,7 @@ async def _run(
             )
         runner = ProjectionRunner(
             pool, async_ones, registry=registry, page_size=page_size,
-            poll_interval=poll_interval,
+            poll_interval=poll_interval, sql_range_events=sql_range,
         )
         names = ", ".join(p.name for p in async_ones) or "none"
         err.print(f"projection runner running (async projections: {names}; "

@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 from domain.app import registry
 from domain.contracts import Event, Metadata, StreamId
 from projections import rebuild as rebuild_module
+from projections import runner as runner_module
 from projections.inventory import STOCK_LEVELS
 from projections.metadata import Catalog, Column, Projection, Table
 from projections.orders import ORDER_SUMMARIES
@@ -26,7 +27,14 @@ from projections.set_fold import unsupported
 from pump.database import Conn
 from pump.event_store import PostgresEventStore
 from pump.feed import FeedPosition
-from tests.integration.projection_kit import Made, checkpoint_of, fresh, head, table_rows
+from tests.integration.projection_kit import (
+    Made,
+    checkpoint_of,
+    fresh,
+    head,
+    runner_for,
+    table_rows,
+)
 from tests.integration.streams import TENANT_A, TENANT_B
 
 pytestmark = pytest.mark.integration
@@ -242,3 +250,58 @@ def test_a_python_handler_or_a_float_sum_is_not_folded_in_sql() -> None:
     assert "double precision" in (unsupported(floats) or "")
     with pytest.raises(ValueError, match="cannot be folded in SQL"):
         Rebuilder(None, floats, fold="sql")  # type: ignore[arg-type]
+
+
+# -- the runner's catch-up -------------------------------------------------------------------
+
+
+async def test_a_runner_far_behind_catches_up_in_sql_with_the_rows_python_gives(
+    pool: AsyncConnectionPool[Conn], made: Made, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Short ranges: some hold a schema-version-1 receipt (those go through Python), some not.
+    monkeypatch.setattr(runner_module, "SQL_RANGE_MIN", 2)
+    pairs = []
+    for base in (CORNERS, ORDER_SUMMARIES):  # both start before the history
+        pairs.append((await made.create(fresh(base)), await made.create(fresh(base))))
+    await _store(pool, _histories(6, old_versions=True))
+    for in_sql, in_python in pairs:
+        folding = runner_for(pool, in_sql, sql_range_events=8, page_size=8)
+        await folding.catch_up(folding.projections[0])
+        assert folding.sql_ranges > 0
+        plain = runner_for(pool, in_python, sql_range_events=0)
+        await plain.catch_up(plain.projections[0])
+        assert plain.sql_ranges == 0
+        expected = await _rows(pool, in_python)
+        assert any(expected.values())
+        assert await _rows(pool, in_sql) == expected
+        assert (await checkpoint_of(pool, in_sql.consumer)).position == (
+            await checkpoint_of(pool, in_python.consumer)).position
+
+
+async def test_a_range_the_runner_cannot_fold_fails_as_a_page_and_moves_nothing(
+    pool: AsyncConnectionPool[Conn], made: Made, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(runner_module, "SQL_RANGE_MIN", 1)
+    projection = await made.create(fresh(STOCK_LEVELS))
+    before = (await checkpoint_of(pool, projection.consumer)).position
+    stream = StreamId(tenant_id=TENANT_A, aggregate_type="inventory.item", aggregate_id=uuid4())
+    item = str(stream.aggregate_id)
+    unchecked = PostgresEventStore(pool, None)
+    await unchecked.append(stream, 0, [_event(stream, 1, "inventory.item_registered",
+                                              {"item_id": item, "sku": "S", "name": "n"})])
+    bad = _event(stream, 2, "inventory.stock_received", {"item_id": item, "quantity": "x"},
+                 schema_version=2)
+    await unchecked.append(stream, 1, [bad])
+    runner = runner_for(pool, projection)
+    result = await runner.step(runner.projections[0])
+    assert result.status == "failed"
+    assert result.events == 2  # the whole range, which the runner then redoes event by event
+    assert runner.sql_ranges == 0
+    assert (await checkpoint_of(pool, projection.consumer)).position == before
+    assert await table_rows(pool, projection) == []
+    first = await runner.step(runner.projections[0], limit=1)
+    assert first.status == "applied"
+    second = await runner.step(runner.projections[0], limit=1)
+    assert second.status == "failed"
+    assert second.error is not None
+    assert second.error["event_id"] == str(bad.event_id)
