@@ -243,6 +243,8 @@ def test_quick_projections_bench_reports_both_sides(database_url: str, tmp_path:
     assert section["ratio"] > 0
     assert len(section["python_path"]["per_round"]) == report["plan"]["rounds"]
     assert section["python_path_ratio"] > 0
+    assert len(section["runner_catch_up"]["per_round"]) == report["plan"]["rounds"]
+    assert section["runner_catch_up_ratio"] > 0
     assert {t["target"] for t in section["targets"]} == {
         "rebuild events/s", "rebuild events/s / COPY rows/s",
     }

@@ -14,7 +14,10 @@ catch-up, the swap. Its events/s is N divided by the whole rebuild's time. `stoc
 declared as Rules, so its catch-up folds ranges of 25,000 events in SQL (projections.set_fold).
 The same rebuild forced through the Python path (page by page: feed read, upcast, handler,
 fold, one MERGE per page, checkpoint), which is what a projection whose handler is code gets,
-is run in every round too and reported beside it, not judged.
+is run in every round too and reported beside it, not judged; so is the runner's catch-up
+(`ProjectionRunner` from a checkpoint just before the events, over an emptied live table:
+SQL ranges of 25,000 events, each with its checkpoint), as a new async projection over an
+existing store would catch up.
 
 Baseline, per round, same cluster, same pool: COPY of exactly the rows the rebuild produced
 (all columns, the guard columns included) into an equivalent table (projections.sql.table_ddl:
@@ -24,7 +27,8 @@ The brief's ratio is the rebuild's events/s over the baseline's rows/s; the tabl
 the time ratio (COPY seconds / rebuild seconds), which is that ratio divided by the events
 per row. Sides alternate first and second from round to round, after one untimed warm-up
 rebuild (which also yields the rows for the COPY); medians over the rounds. The
-order of the three (SQL-path rebuild, COPY, Python-path rebuild) rotates from round to round.
+order of the four (SQL-path rebuild, COPY, Python-path rebuild, runner catch-up) rotates from
+round to round.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ from rich.table import Table
 
 from projections.inventory import STOCK_LEVELS
 from projections.rebuild import FoldPath, Rebuilder, rebuild_consumer
+from projections.runner import ProjectionRunner, save_checkpoint
 from projections.sql import projection_ddl, table_ddl
 from pump.database import Conn, open_pool
 from pump.feed import START, FeedPosition
@@ -110,6 +115,7 @@ class Results:
     rebuild: Comparison  # intent: rebuild events/s; baseline: COPY rows/s
     catch_up: Series  # events/s until the swap (twins created and caught up)
     python_path: Series  # the same rebuild through the Python path, events/s
+    runner: Series  # the async runner's catch-up from the same position, events/s
     time_ratios: list[float]  # per round: COPY seconds / rebuild seconds
     rows: int
     server: dict[str, Any]
@@ -144,6 +150,8 @@ class Results:
                     "python_path": self.python_path.as_json(),
                     "python_path_ratio": round(
                         self.python_path.median / c.baseline.median, 4),
+                    "runner_catch_up": self.runner.as_json(),
+                    "runner_catch_up_ratio": round(self.runner.median / c.baseline.median, 4),
                     "time_ratio": round(median(self.time_ratios), 4),
                     "time_ratio_per_round": [round(v, 4) for v in self.time_ratios],
                     "targets": [
@@ -224,6 +232,26 @@ class ProjectionsBench:
         built = result.events - result.swap_events
         return (result.events / result.seconds, built / result.build_seconds, result.events)
 
+    async def runner_catch_up(self, start: FeedPosition, title: str) -> float:
+        """Events/s of the async runner catching the live table up from `start`, emptied
+        first (as a new projection over an existing store)."""
+        task = self._task(title, self.plan.total_events)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(pg_sql.SQL("truncate {}").format(
+                pg_sql.Identifier(SCHEMA, TABLE.name)))
+            await save_checkpoint(conn, PROJECTION.consumer, start)
+        runner = ProjectionRunner(self.pool, [PROJECTION])
+        gc.collect()
+        began = perf_counter()
+        await runner.catch_up(PROJECTION)
+        took = perf_counter() - began
+        if self.progress is not None and task is not None:
+            self.progress.remove_task(task)
+        if runner.applied[PROJECTION.name] != self.plan.total_events:
+            raise RuntimeError(f"the runner applied {runner.applied[PROJECTION.name]:,} "
+                               f"events, not {self.plan.total_events:,}")
+        return self.plan.total_events / took
+
     async def rows(self) -> list[tuple[Any, ...]]:
         """What the rebuild produced for the bench tenant, checked against the workload."""
         query = pg_sql.SQL("select * from {} where tenant_id = %s").format(
@@ -294,21 +322,25 @@ async def run_projections(url: str, plan: Plan, progress: Progress | None = None
             catch_ups: list[float] = []
             copies: list[float] = []
             pythons: list[float] = []
+            runners: list[float] = []
             times: list[float] = []
             for number in range(plan.rounds):
                 prefix = f"round {number + 1}/{plan.rounds}"
-                sides = ["sql", "copy", "python"]
+                sides = ["sql", "copy", "python", "runner"]
                 rate = catch_up = copy_rate = 0.0
                 read = 0
-                for side in sides[number % 3:] + sides[:number % 3]:
+                for side in sides[number % 4:] + sides[:number % 4]:
                     if side == "sql":
                         rate, catch_up, read = await bench.rebuild(start, f"{prefix}: rebuild")
                     elif side == "copy":
                         copy_rate = await bench.copy(rows)
-                    else:
+                    elif side == "python":
                         through_python, _, _ = await bench.rebuild(
                             start, f"{prefix}: rebuild through Python", fold="python")
                         pythons.append(through_python)
+                    else:
+                        runners.append(await bench.runner_catch_up(
+                            start, f"{prefix}: runner catch-up"))
                 rebuilds.append(rate)
                 catch_ups.append(catch_up)
                 copies.append(copy_rate)
@@ -339,6 +371,8 @@ async def run_projections(url: str, plan: Plan, progress: Progress | None = None
         python_path=Series("python path", "the same rebuild forced through the Python path "
                            "(a projection whose handler is code), events/s", "events/s",
                            pythons),
+        runner=Series("runner catch-up", "the async runner catching an emptied live table up "
+                      "from the same position, events/s", "events/s", runners),
         rows=len(rows),
         server=server,
         tenant_id=bench.tenant_id,
@@ -378,6 +412,9 @@ def projections_table(results: Results) -> Table:
     python = results.python_path
     table.add_row("rebuild through Python, events/s", _cell(python), "", "")
     table.add_row("  its ratio", f"{python.median / c.baseline.median:.2f}", "", "")
+    runner = results.runner
+    table.add_row("runner catch-up, events/s", _cell(runner), "", "")
+    table.add_row("  its ratio", f"{runner.median / c.baseline.median:.2f}", "", "")
     return table
 
 
