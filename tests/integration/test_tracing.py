@@ -421,6 +421,28 @@ class OtlpReceiver:
             await asyncio.sleep(0.1)
 
 
+async def order_through_function(
+    pool: AsyncConnectionPool[Conn], gateway_url: str, headers: dict[str, str]
+) -> UUID:
+    """Place an order for a stocked item through the `command` edge function as a user of
+    tenant A, and wait for it and the saga step it causes; the command's id."""
+    item = await stocked_item(pool)
+    order_id = uuid4()
+    async with aiohttp.ClientSession() as http, http.post(
+        f"{gateway_url}/functions/v1/command",
+        json={"type": "orders.place_order",
+              "payload": {"order_id": str(order_id), "item_id": str(item.aggregate_id),
+                          "quantity": 1}},
+        headers={"apikey": anon_key(),
+                 "Authorization": f"Bearer {user_token(TENANT_A, uuid4())}", **headers},
+    ) as response:
+        answer = await response.json()
+        assert response.status == 202, answer
+    command_id = UUID(answer["commandId"])
+    await wait_terminal(pool, [command_id, reserve_step(order_id)], seconds=60)
+    return command_id
+
+
 async def test_the_edge_functions_ingress_span_is_the_root_of_the_pipelines_spans(
     pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment,
     spans: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch,
@@ -439,21 +461,8 @@ async def test_the_edge_functions_ingress_span_is_the_root_of_the_pipelines_span
             functions_config=REPO_ROOT / "supabase" / "config.toml",
         ) as gateway:
             async with traced_stack(pool, database_url, temporal_env):
-                item = await stocked_item(pool)
-                order_id = uuid4()
-                async with aiohttp.ClientSession() as http, http.post(
-                    f"{gateway.url}/functions/v1/command",
-                    json={"type": "orders.place_order",
-                          "payload": {"order_id": str(order_id),
-                                      "item_id": str(item.aggregate_id), "quantity": 1}},
-                    headers={"apikey": anon_key(),
-                             "Authorization": f"Bearer {user_token(TENANT_A, uuid4())}",
-                             "traceparent": f"00-{caller_trace}-{caller_span}-01"},
-                ) as response:
-                    answer = await response.json()
-                    assert response.status == 202, answer
-                command_id = UUID(answer["commandId"])
-                await wait_terminal(pool, [command_id, reserve_step(order_id)], seconds=60)
+                command_id = await order_through_function(
+                    pool, gateway.url, {"traceparent": f"00-{caller_trace}-{caller_span}-01"})
                 ingress = await receiver.span_named("intent.ingress")
                 found = await spans_until(spans, int(caller_trace, 16), EXPECTED)
     finally:
@@ -480,20 +489,7 @@ async def test_a_request_without_trace_context_is_still_traced_by_the_pipeline(
         functions_config=REPO_ROOT / "supabase" / "config.toml",
     ) as gateway:
         async with traced_stack(pool, database_url, temporal_env):
-            item = await stocked_item(pool)
-            order_id = uuid4()
-            async with aiohttp.ClientSession() as http, http.post(
-                f"{gateway.url}/functions/v1/command",
-                json={"type": "orders.place_order",
-                      "payload": {"order_id": str(order_id),
-                                  "item_id": str(item.aggregate_id), "quantity": 1}},
-                headers={"apikey": anon_key(),
-                         "Authorization": f"Bearer {user_token(TENANT_A, uuid4())}"},
-            ) as response:
-                answer = await response.json()
-                assert response.status == 202, answer
-            command_id = UUID(answer["commandId"])
-            await wait_terminal(pool, [command_id, reserve_step(order_id)], seconds=60)
+            command_id = await order_through_function(pool, gateway.url, {})
             started = await traceparent_of_command(pool, command_id)
             # A new trace, marked sampled, so the pipeline's parent-based sampler records it.
             _version, trace_id, parent_id, flags = started.split("-")
