@@ -50,6 +50,7 @@ from domain.contracts import Event
 from domain.registry import Registry
 from projections.metadata import (
     GUARD_COLUMNS,
+    NUMERIC_TYPES,
     TENANT_COLUMN,
     Column,
     Delete,
@@ -61,7 +62,6 @@ from projections.metadata import (
 from projections.sql import default_sql, type_sql
 from pump.database import Conn
 
-NUMERIC_TYPES = frozenset({"integer", "bigint", "numeric", "double precision"})
 DOUBLE = "double precision"
 SET, ADD = 1, 2  # how a folded write changes a column of an existing row (0: not at all)
 Position = tuple[int, int]  # (transaction id, position): a feed position, ordered like the feed

@@ -45,6 +45,8 @@ ColumnType = Literal[
     "uuid", "text", "integer", "bigint", "numeric", "double precision", "boolean",
     "timestamptz", "date", "jsonb",
 ]
+# The column types a handler may add to.
+NUMERIC_TYPES: frozenset[str] = frozenset({"integer", "bigint", "numeric", "double precision"})
 Role = Literal["anon", "authenticated", "service_role"]
 Mode = Literal["inline", "async"]
 

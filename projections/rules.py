@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from domain.contracts import Event
 from projections.metadata import (
     GUARD_COLUMNS,
+    NUMERIC_TYPES,
     TENANT_COLUMN,
     ColumnType,
     Delete,
@@ -41,8 +42,6 @@ from projections.metadata import (
     Projection,
     Upsert,
 )
-
-NUMBER_TYPES = frozenset({"integer", "bigint", "numeric", "double precision"})
 
 
 class _Value(BaseModel):
@@ -73,7 +72,8 @@ class Negated(_Value):
     of: Value
 
 
-Value = Annotated[PayloadField | EventFact | Constant | Negated, Field(discriminator="kind")]
+Term = PayloadField | EventFact | Constant | Negated  # a value, as code handles it
+Value = Annotated[Term, Field(discriminator="kind")]  # the same, as pydantic validates it
 Negated.model_rebuild()
 
 OCCURRED_AT = EventFact(name="occurred_at")
@@ -88,7 +88,7 @@ def literal(value: bool | int | str | None) -> Constant:
     return Constant(value=value)
 
 
-def neg(value: PayloadField | EventFact | Constant | Negated) -> Negated:
+def neg(value: Term) -> Negated:
     return Negated(of=value)
 
 
@@ -118,8 +118,7 @@ class On(_Value):
         )
 
 
-def _evaluate(value: PayloadField | EventFact | Constant | Negated, event: Event,
-              body: BaseModel) -> Any:
+def _evaluate(value: Term, event: Event, body: BaseModel) -> Any:
     match value:
         case PayloadField(name=name):
             return getattr(body, name)
@@ -202,7 +201,7 @@ def _check_rule(rule: On, projection: Projection, model: type[BaseModel]) -> Non
         if name in rule.set and name in table.primary_key:
             raise RulesError(f"{name!r} is part of the key; give it in `key`")
         adding = name in rule.add
-        if adding and column.type not in NUMBER_TYPES:
+        if adding and column.type not in NUMERIC_TYPES:
             raise RulesError(f"cannot add to {name} ({column.type}), only to a number")
         accepts, nullable = _value_type(value, model)
         if column.type not in accepts:
@@ -214,7 +213,7 @@ def _check_rule(rule: On, projection: Projection, model: type[BaseModel]) -> Non
             raise RulesError(f"{_describe(value)} may be null, and {name} may not")
 
 
-def _describe(value: PayloadField | EventFact | Constant | Negated) -> str:
+def _describe(value: Term) -> str:
     match value:
         case PayloadField(name=name):
             return f"payload field {name!r}"
@@ -241,9 +240,7 @@ _ACCEPTS: list[tuple[type, frozenset[ColumnType]]] = [
 ]
 
 
-def _value_type(
-    value: PayloadField | EventFact | Constant | Negated, model: type[BaseModel]
-) -> tuple[frozenset[ColumnType], bool]:
+def _value_type(value: Term, model: type[BaseModel]) -> tuple[frozenset[ColumnType], bool]:
     """(column types the value fits, whether it may be null)."""
     match value:
         case EventFact(name="occurred_at"):
@@ -256,7 +253,7 @@ def _value_type(
             return _accepts(type(constant)), False
         case Negated(of=inner):
             accepts, nullable = _value_type(inner, model)
-            return accepts & NUMBER_TYPES, nullable
+            return accepts & NUMERIC_TYPES, nullable
         case PayloadField(name=name):
             field = model.model_fields.get(name)
             if field is None:

@@ -443,34 +443,18 @@ class ProjectionRunner:
                         f"projections rebuild {projection.name}`",
                         projection=projection.name,
                     )
+                await conn.execute("set local synchronous_commit = off")
                 fold = self._folds.get(projection.name) if limit is None else None
-                if fold is not None and checkpoint.position >= self._python_until.get(
-                        projection.name, START):
-                    upto = await next_range(conn, checkpoint.position, fold,
-                                            limit=self._sql_range)
-                    if upto is None:
-                        return StepResult("idle", position=checkpoint.position)
-                    await conn.execute("set local synchronous_commit = off")
-                    if upto.handled >= SQL_RANGE_MIN and await self._fold(
-                            fold, conn, checkpoint.position, upto):
-                        await save_checkpoint(conn, projection.consumer, upto.end)
-                        folded = ApplyResult(
-                            events=upto.events, handled=upto.handled, ops=0, rows=0,
-                            written=0, skipped=0, statements=len(fold.tables))
-                        self.applied[projection.name] += upto.handled
-                        self.sql_ranges += 1
-                        return StepResult("applied", position=upto.end, page_end=upto.end,
-                                          events=upto.events, applied=folded)
-                    # Too few of its events to be worth it, or SQL could not fold them: pages
-                    # through Python up to the range's end before asking again.
-                    self._python_until[projection.name] = upto.end
+                if fold is not None:
+                    folded = await self._step_in_sql(conn, fold, checkpoint.position)
+                    if folded is not None:
+                        return folded
                 page = await read_page(conn, checkpoint.position,
                                        limit=limit or self._page_size,
                                        types=applier.reads)
                 events, page_end, read = page.events, page.next, page.read
                 if not read:
                     return StepResult("idle", position=checkpoint.position)
-                await conn.execute("set local synchronous_commit = off")
                 result = await self._apply(applier, conn, events)
                 await save_checkpoint(conn, projection.consumer, page.next)
         except Exception as exc:  # anything: this projection stops, the others go on
@@ -482,6 +466,28 @@ class ProjectionRunner:
         self.applied[projection.name] += result.handled
         return StepResult("applied", position=page.next, page_end=page.next,
                           events=read, applied=result)
+
+    async def _step_in_sql(self, conn: Conn, fold: SetFold,
+                           after: FeedPosition) -> StepResult | None:
+        """The step as one SQL-folded range when enough of the projection's events wait;
+        None: take a Python page instead (and keep to Python up to the range's end, before
+        the range is looked at again)."""
+        name = fold.projection.name
+        if after < self._python_until.get(name, START):
+            return None
+        upto = await next_range(conn, after, fold, limit=self._sql_range)
+        if upto is None:
+            return StepResult("idle", position=after)
+        if upto.handled < SQL_RANGE_MIN or not await self._fold(fold, conn, after, upto):
+            self._python_until[name] = upto.end
+            return None
+        await save_checkpoint(conn, fold.projection.consumer, upto.end)
+        self.applied[name] += upto.handled
+        self.sql_ranges += 1
+        return StepResult("applied", position=upto.end, page_end=upto.end, events=upto.events,
+                          applied=ApplyResult(events=upto.events, handled=upto.handled, ops=0,
+                                              rows=0, written=0, skipped=0,
+                                              statements=len(fold.tables)))
 
     async def _fold(self, fold: SetFold, conn: Conn, after: FeedPosition, upto: Range) -> bool:
         """A range folded in SQL, in a span when tracing (one for the range: its events are

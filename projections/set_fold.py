@@ -16,22 +16,22 @@ columns, same guard), so the rows are what applying the events one by one would 
   follow;
 - the whole range's fold is guarded by its first event, as the Python fold guards a page.
 
-When it does not apply (`unsupported` says why), the caller uses the Python path:
-handlers that are code, adding to a `double precision` column (a float sum depends on its
-order, which the Python fold keeps and a SQL `sum` does not), an event type with an older
-schema version stored in the range (upcasters are Python), or a payload field whose default
-is not a plain constant.
+Projections it cannot fold (`unsupported` says why: handlers that are code, adding to a
+`double precision` column, since a float sum depends on its order, which the Python fold
+keeps and a SQL `sum` does not) always take the Python path; so does a range holding an
+event type at an older schema version (upcasters are Python).
 
 The payloads are read as stored: the worker validated each one against its model when it
 was appended. An event written by hand that breaks its model is found only when a cast
-fails; the rebuild then reruns that range through the Python path, which names the event.
+fails; the caller (a rebuild, the runner) then applies that range through Python, which
+names the event.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,14 +41,12 @@ from pydantic import BaseModel
 
 from projections.apply import Applier, TableTarget
 from projections.metadata import Projection
-from projections.rules import Constant, EventFact, Negated, On, PayloadField, Rules
+from projections.rules import Constant, EventFact, Negated, On, PayloadField, Rules, Term
 from projections.sql import default_sql, type_sql
 from pump.database import Conn
 from pump.feed import FeedPosition
 
 log = logging.getLogger("intent.projections")
-
-Value = PayloadField | EventFact | Constant | Negated
 
 
 def unsupported(projection: Projection) -> str | None:
@@ -69,7 +67,6 @@ def unsupported(projection: Projection) -> str | None:
 class TableFold:
     """One table's statements for a range: the MERGE, and the DELETE when a rule deletes."""
 
-    table: str
     merge: bytes
     delete: bytes | None
 
@@ -108,22 +105,20 @@ class SetFold:
             if any(rule.delete for _, rule in mine):
                 delete = self._delete(target, schema, fold)
             self.tables.append(TableFold(
-                table.name, merge.as_string(None).encode(),
+                merge.as_string(None).encode(),
                 delete.as_string(None).encode() if delete is not None else None,
             ))
 
-    @staticmethod
-    def range_params(after: FeedPosition, upto: FeedPosition, types: Sequence[str]) -> dict[
-            str, Any]:
+    def range_params(self, after: FeedPosition, upto: FeedPosition) -> dict[str, Any]:
         return {
             "after_txid": str(after.transaction_id), "after_pos": after.position,
             "upto_txid": str(upto.transaction_id), "upto_pos": upto.position,
-            "types": sorted(types),
+            "types": self.types,
         }
 
     # -- rendering ------------------------------------------------------------------------
 
-    def _value(self, value: Value, model: type[BaseModel], column_type: str) -> sql.Composable:
+    def _value(self, value: Term, model: type[BaseModel], column_type: str) -> sql.Composable:
         type_ = sql.SQL(type_sql(column_type))
         match value:
             case PayloadField(name=name):
@@ -191,9 +186,11 @@ class SetFold:
         # Per op, counted from the newest op of its row back to it: dc, the deletes (0: the
         # op is after the row's last delete, in its "tail"); rc<i>, the sets of column i
         # (0: after the column's last set; 1 on that set itself).
-        windows: list[sql.Composable] = [sql.SQL("row_number() over w as rn"),
-                   sql.SQL("coalesce(lead(o.del) over w, true) as starts"),
-                   sql.SQL("count(*) filter (where o.del) over w as dc")]
+        windows: list[sql.Composable] = [
+            sql.SQL("row_number() over w as rn"),
+            sql.SQL("coalesce(lead(o.del) over w, true) as starts"),
+            sql.SQL("count(*) filter (where o.del) over w as dc"),
+        ]
         out: list[sql.Composable] = [
             keys,
             sql.SQL("bool_or(dc = 0) as has_tail"),
@@ -345,7 +342,7 @@ async def fold_range(conn: Conn, fold: SetFold, after: FeedPosition, upto: Range
     try:
         async with conn.transaction():
             await conn.execute("set local work_mem = '64MB'")
-            params = fold.range_params(after, upto.end, fold.types)
+            params = fold.range_params(after, upto.end)
             for table in fold.tables:
                 await conn.execute(table.merge, params)
                 if table.delete is not None:

@@ -80,10 +80,10 @@ def _typed(raw: str, element: str) -> Any:
     try:
         if element in _INTEGERS:
             return int(raw)
+        if element == "numeric" and raw.removeprefix("-").isdigit():
+            return int(raw)  # as JSON would have it: 10, not 10.0
         if element in _FLOATS:
-            number = float(raw)
-            return int(number) if element == "numeric" and number.is_integer() and \
-                "." not in raw and "e" not in raw.lower() else number
+            return float(raw)
         if element == "bool":
             return raw in {"t", "true"}
         if element in {"json", "jsonb"}:
