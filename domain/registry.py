@@ -21,6 +21,7 @@ from uuid import UUID
 from pydantic import BaseModel, ValidationError
 
 from domain.aggregate import Aggregate
+from domain.bounds import first_violation
 from domain.contracts import Command, Event, JsonObject, StreamId, check_type_name
 from domain.errors import (
     Forbidden,
@@ -291,6 +292,15 @@ class Registry:
     def parse_command(self, command: Command) -> ParsedCommand:
         """Validate the payload and work out the target stream (tenant comes from metadata)."""
         command_type = self.command_type(command.command_type)
+        out_of_bounds = first_violation(command.payload)
+        if out_of_bounds is not None:
+            raise InvalidCommand(
+                f"{command_type.name}: invalid payload: {out_of_bounds.field}:"
+                f" {out_of_bounds.message}",
+                command_type=command_type.name,
+                errors=[{"field": out_of_bounds.field, "message": out_of_bounds.message,
+                         "type": "out_of_bounds"}],
+            )
         try:
             payload = command_type.payload_model.model_validate(command.payload)
         except ValidationError as error:

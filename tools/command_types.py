@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from domain.bounds import field_limits
 from domain.registry import Registry
+from tools.json_schemas import payload_schema
 from tools.migrations import MIGRATION_NAME
 
 FILE_SUFFIX = "_command_types.sql"
@@ -51,11 +53,13 @@ class CommandTypeRow:
     aggregate_type: str
     aggregate_id_field: str
     roles: tuple[str, ...]  # sorted
+    # The payload's field limits (domain.bounds.field_limits) as canonical JSON text.
+    limits: str = "[]"
 
     def describe(self) -> str:
         return (
             f"aggregate {self.aggregate_type}, id field {self.aggregate_id_field}, "
-            f"roles {', '.join(self.roles)}"
+            f"roles {', '.join(self.roles)}, {len(json.loads(self.limits))} field limit(s)"
         )
 
 
@@ -111,21 +115,27 @@ def rows_of(registry: Registry) -> tuple[CommandTypeRow, ...]:
                 aggregate_type=command.aggregate.type_name,
                 aggregate_id_field=command.aggregate_id_field,
                 roles=tuple(sorted(command.roles)),
+                limits=_canonical(
+                    field_limits(payload_schema(command.payload_model, command.name))
+                ),
             )
             for command in registry.command_types().values()
         )
     )
 
 
+def _canonical(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=True)
+
+
 def content_hash(rows: Iterable[CommandTypeRow]) -> str:
     """A hash of the rows alone (not of the SQL around them)."""
-    canonical = json.dumps(
+    canonical = _canonical(
         [
-            [row.command_type, row.aggregate_type, row.aggregate_id_field, list(row.roles)]
+            [row.command_type, row.aggregate_type, row.aggregate_id_field, list(row.roles),
+             json.loads(row.limits)]
             for row in sorted(rows)
-        ],
-        separators=(",", ":"),
-        ensure_ascii=True,
+        ]
     )
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
 
@@ -138,7 +148,8 @@ def _row_sql(row: CommandTypeRow) -> str:
     roles = ", ".join(_literal(role) for role in row.roles)
     return (
         f"({_literal(row.command_type)}, {_literal(row.aggregate_type)}, "
-        f"{_literal(row.aggregate_id_field)}, array[{roles}]::text[])"
+        f"{_literal(row.aggregate_id_field)}, array[{roles}]::text[], "
+        f"{_literal(row.limits)}::jsonb)"
     )
 
 
@@ -157,7 +168,7 @@ def render(rows: Sequence[CommandTypeRow]) -> str:
         parts += [
             "\n",
             "insert into intent.command_types"
-            " (command_type, aggregate_type, aggregate_id_field, roles)\n",
+            " (command_type, aggregate_type, aggregate_id_field, roles, payload_limits)\n",
             "values\n",
             f"{values};\n",
         ]
@@ -173,6 +184,7 @@ def _parse_rows(text: str) -> tuple[CommandTypeRow, ...] | None:
         if line.lstrip().startswith("--") or not _ROW_LINE.match(line):
             continue
         values = [match.replace("''", "'") for match in _LITERAL.findall(line)]
+        limits = values.pop() if "::jsonb" in line and len(values) > 4 else "[]"
         if len(values) < 4:
             return None
         rows.append(
@@ -181,6 +193,7 @@ def _parse_rows(text: str) -> tuple[CommandTypeRow, ...] | None:
                 aggregate_type=values[1],
                 aggregate_id_field=values[2],
                 roles=tuple(sorted(values[3:])),
+                limits=limits,
             )
         )
     return tuple(sorted(rows))
@@ -249,6 +262,8 @@ def differences(
             ]
             if was.roles != now.roles:
                 changes.append(f"roles {', '.join(was.roles)} -> {', '.join(now.roles)}")
+            if was.limits != now.limits:
+                changes.append(f"field limits {was.limits} -> {now.limits}")
             lines.append(f"  ~ {name}: {'; '.join(changes)}")
     return lines
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from domain.bounds import bounded_schema
 from domain.registry import Registry
 from tools.migrations import MIGRATION_NAME
 from tools.settings import REPO_ROOT
@@ -166,10 +167,11 @@ def _unsupported(schema: Any, path: str) -> Iterator[str]:
 
 
 def payload_schema(model: type[Any], command_type: str) -> dict[str, Any]:
-    """The payload model's JSON Schema, self-contained and checked against the validator."""
+    """The payload model's JSON Schema, self-contained, with the default bounds of
+    `domain.bounds` filled in, and checked against the validator."""
     raw = copy.deepcopy(model.model_json_schema(mode="validation"))
     defs = raw.pop("$defs", {})
-    schema = _resolve(raw, defs, ())
+    schema = bounded_schema(_resolve(raw, defs, ()))
     bad = list(_unsupported(schema, "#"))
     if bad:
         raise SchemaError(

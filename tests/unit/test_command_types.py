@@ -3,6 +3,7 @@ when the command types changed, and a check that says what changed."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from uuid import UUID
 
 import pytest
 from click.testing import CliRunner
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from domain.aggregate import Aggregate
 from domain.app import registry as app_registry
@@ -60,6 +61,7 @@ class Reset(BaseModel):
 
 class SetGauge(BaseModel):
     gauge_id: UUID
+    level: int = Field(ge=0)
 
 
 def small_registry(
@@ -95,13 +97,27 @@ def small_registry(
 
 def test_rows_are_sorted_with_sorted_roles() -> None:
     rows = rows_of(small_registry(reset_roles=["service_role", "authenticated"], with_gauge=True))
-    assert rows == (
-        CommandTypeRow("test.increment", "test.counter", "counter_id",
-                       ("authenticated", "service_role")),
-        CommandTypeRow("test.reset", "test.counter", "counter_id",
-                       ("authenticated", "service_role")),
-        CommandTypeRow("test.set_gauge", "test.gauge", "gauge_id", ("authenticated",)),
-    )
+    assert [(r.command_type, r.aggregate_type, r.aggregate_id_field, r.roles) for r in rows] == [
+        ("test.increment", "test.counter", "counter_id", ("authenticated", "service_role")),
+        ("test.reset", "test.counter", "counter_id", ("authenticated", "service_role")),
+        ("test.set_gauge", "test.gauge", "gauge_id", ("authenticated",)),
+    ]
+
+
+def test_a_row_carries_its_payload_limits_with_the_default_bounds() -> None:
+    gauge = rows_of(small_registry(with_gauge=True))[-1]
+    assert json.loads(gauge.limits) == [
+        {"field": "gauge_id", "path": '$."gauge_id"', "type": "string"},
+        {"field": "level", "path": '$."level"', "type": "integer", "minimum": 0,
+         "maximum": 2**63 - 1},
+    ]
+    assert "level" in describe_change(gauge)
+
+
+def describe_change(row: CommandTypeRow) -> str:
+    before = CommandTypeRow(row.command_type, row.aggregate_type, row.aggregate_id_field,
+                            row.roles)
+    return "\n".join(differences([before], [row]))
 
 
 def test_rendering_is_deterministic_whatever_the_declaration_order() -> None:
@@ -119,7 +135,8 @@ def test_the_rendered_migration_replaces_the_whole_table_and_carries_its_hash() 
     statements = [s.text for s in split_sql(text)]
     assert statements[0] == "delete from intent.command_types where true"
     assert statements[1].startswith("insert into intent.command_types")
-    assert "('test.reset', 'test.counter', 'counter_id', array['service_role']::text[])" in text
+    assert ("('test.reset', 'test.counter', 'counter_id', array['service_role']::text[], "
+            "'[{\"field\":\"counter_id\"") in text
     assert len(statements) == 2
 
 
@@ -216,7 +233,7 @@ def test_check_detects_a_changed_registry_and_says_what_changed(tmp_path: Path) 
     assert lines[0] == f"20300102030405{FILE_SUFFIX} is out of date: the registry's command " \
         "types changed since it was generated:"
     assert "  + test.set_gauge: new (aggregate test.gauge, id field gauge_id, roles " \
-        "authenticated)" in lines
+        "authenticated, 2 field limit(s))" in lines
     assert "  ~ test.reset: roles service_role -> authenticated, service_role" in lines
     assert not any("test.increment" in line for line in lines)
     assert "./run commands generate" in lines[-1]
@@ -227,7 +244,7 @@ def test_check_detects_a_removed_command_type(tmp_path: Path) -> None:
     result = check(tmp_path, small_registry())
     assert not result.ok
     assert "  - test.set_gauge: removed (was aggregate test.gauge, id field gauge_id, roles " \
-        "authenticated)" in result.message.splitlines()
+        "authenticated, 2 field limit(s))" in result.message.splitlines()
 
 
 def test_check_detects_a_hand_edit_and_generate_repairs_it(tmp_path: Path) -> None:

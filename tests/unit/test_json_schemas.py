@@ -266,7 +266,7 @@ def test_nested_models_are_inlined() -> None:
     assert "$defs" not in text
     line = schema["properties"]["lines"]["items"]
     assert line["properties"]["quantity"] == {"exclusiveMinimum": 0, "title": "Quantity",
-                                              "type": "integer"}
+                                              "type": "integer", "maximum": 2**63 - 1}
     assert schema["properties"]["lines"]["maxItems"] == 10
     ship_to = schema["properties"]["ship_to"]["anyOf"]
     assert ship_to[0]["properties"]["city"]["type"] == "string"

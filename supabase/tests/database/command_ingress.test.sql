@@ -6,7 +6,7 @@
 -- Tenants, users and aggregate ids are fresh random UUIDs kept in custom settings, so rows of
 -- other suites in the same cluster cannot change the counts below.
 begin;
-select plan(83);
+select plan(87);
 
 -- Fixtures ------------------------------------------------------------------------------------
 select set_config('test.tenant_a', gen_random_uuid()::text, true);
@@ -436,7 +436,28 @@ select is(
       'name', repeat('x', 65536 - length(jsonb_build_object(
         'item_id', current_setting('test.item_b'), 'name', '')::text))),
     current_setting('test.command_1')::uuid)),
-  'PT409 command_id_conflict', 'a payload of exactly 64 KiB is not too large');
+  'PT400 malformed',
+  'a payload of exactly 64 KiB is not too large: it passes the size check, then meets the '
+  'name field''s limit');
+
+-- field limits (domain.bounds and the payload models, stored in intent.command_types)
+select is(
+  pg_temp.refusal(format($q$select public.submit_command('inventory.receive_stock', %L)$q$,
+    format('{"item_id": "%s", "quantity": 9223372036854775808}',
+           current_setting('test.item_b')))),
+  'PT400 malformed', 'a quantity of 2^63 (beyond int64): PT400 malformed');
+select is(
+  pg_temp.refusal(format($q$select public.submit_command('inventory.receive_stock', %L)$q$,
+    jsonb_build_object('item_id', current_setting('test.item_b'), 'quantity', '5'))),
+  'PT400 malformed', 'a quantity that is a string: PT400 malformed');
+select is(
+  pg_temp.refusal(format($q$select public.submit_command('inventory.receive_stock', %L)$q$,
+    jsonb_build_object('item_id', current_setting('test.item_b'), 'quantity', 0))),
+  'PT400 malformed', 'a quantity the model requires above 0: PT400 malformed');
+select is(
+  pg_temp.refusal(format($q$select public.submit_command('inventory.register_item', %L)$q$,
+    pg_temp.register(current_setting('test.item_b')) || '{"sku": ""}')),
+  'PT400 malformed', 'an empty sku (min length 1): PT400 malformed');
 
 -- traceparent
 select is(
