@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from pump.batch_contracts import (
+    DATABASE_UNAVAILABLE,
     FAIL_BATCH,
     PROCESS_BATCH,
     BatchRequest,
     BatchSummary,
     FailedBatch,
 )
-from pump.batch_processor import BatchProcessor
+from pump.batch_isolation import is_unavailable
+from pump.batch_processor import BatchProcessor, PoisonedBatchError
 
 
 class BatchActivities:
@@ -20,23 +23,29 @@ class BatchActivities:
 
     @activity.defn(name=PROCESS_BATCH)
     async def process_batch(self, request: BatchRequest) -> BatchSummary:
+        attempt = activity.info().attempt
         try:
-            result = await self._processor.process(request.batch_id)
-        except Exception as exc:
-            # Keep the latest failure visible on the batch while Temporal retries it.
-            await self._processor.commands.note_error(
-                request.batch_id,
-                {
-                    "attempt": activity.info().attempt,
-                    "type": type(exc).__name__,
-                    "message": str(exc),
-                },
+            result = await self._processor.process(
+                request.batch_id, attempt=attempt, last_attempt=attempt >= request.max_attempts
             )
+        except Exception as exc:
+            if is_unavailable(exc):  # nothing can be noted; the workflow waits it out
+                raise ApplicationError(
+                    f"database unavailable: {type(exc).__name__}: {exc}",
+                    type=DATABASE_UNAVAILABLE,
+                ) from exc
+            if not isinstance(exc, PoisonedBatchError):  # that one noted its own
+                # Keep the latest failure visible on the batch while Temporal retries it.
+                await self._processor.commands.note_error(
+                    request.batch_id,
+                    {"attempt": attempt, "type": type(exc).__name__, "message": str(exc)},
+                )
             raise
         return BatchSummary(
             batch_id=request.batch_id,
             processed=result.processed,
             rejected=result.rejected,
+            failed=result.failed,
             events=result.events,
             skipped=result.skipped,
         )

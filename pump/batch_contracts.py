@@ -10,6 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 PROCESS_BATCH = "intent.process_batch"
 FAIL_BATCH = "intent.fail_batch"
 BATCH_WORKFLOW = "intent.batch"
+# The error type of an attempt lost because the database could not be reached: the
+# workflow waits and tries again without counting it against the batch's attempts.
+DATABASE_UNAVAILABLE = "intent.DatabaseUnavailable"
 
 
 class _Model(BaseModel):
@@ -23,6 +26,9 @@ class BatchRequest(_Model):
     # waits after its worker died (a second attempt that overlaps a slow first one waits on
     # the batch's row locks, then finds the work done).
     attempt_timeout_seconds: float = Field(default=30.0, gt=0)
+    # How long attempts lost to an unreachable database are retried before the workflow
+    # gives up and leaves the batch to the pump's sweep (its commands stay open).
+    unavailable_seconds: float = Field(default=1800.0, gt=0)
 
 
 class BatchSummary(_Model):

@@ -8,6 +8,9 @@ what every aggregate decided in one statement, save the snapshots that are due i
 Then record every command's outcome and mark the batch done, all in the same transaction:
 either the whole batch's effects are committed, or none are and a retry starts over. A retry
 after a crash finds the already-committed commands done and skips them.
+
+A batch that fails for anything but the infrastructure is run again at once in isolation
+(pump.batch_isolation), so that one command at fault never holds up the others.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from domain.registry import Registry
 from projections.inline import InlineProjections
 from pump import telemetry
 from pump.aggregates import AggregateRepository, StateCache
+from pump.batch_isolation import Part, Poisoned, is_transient, isolate
 from pump.command_store import CommandOutcome, Outcomes, PostgresCommandStore, StoredCommand
 from pump.database import Conn
 from pump.event_store import AppendResult
@@ -50,6 +54,25 @@ class BatchResult:
     rejected: int
     skipped: bool  # nothing was open: an earlier processing had committed it
     events: int
+    failed: int = 0  # commands at fault, recorded failed on the batch's last attempt
+    # Commands left open behind a command at fault (isolation before the last attempt),
+    # and that command's error: the batch is not finished and must be retried.
+    held: int = 0
+    fault: BaseException | None = None
+
+
+class PoisonedBatchError(Exception):
+    """Isolation committed every command it could; these are left open behind a command
+    at fault. Raised after the commit, so that the batch is retried (and on its last
+    attempt the command at fault is recorded failed)."""
+
+    def __init__(self, batch_id: UUID, held: int, first: BaseException):
+        super().__init__(
+            f"batch {batch_id}: {held} command(s) held behind a command that failed alone:"
+            f" {type(first).__name__}: {first}"
+        )
+        self.batch_id = batch_id
+        self.held = held
 
 
 class BatchProcessor:
@@ -77,26 +100,57 @@ class BatchProcessor:
         self.commands = PostgresCommandStore(pool)
 
     async def process(
-        self, batch_id: UUID, *, before_commit: Callable[[], Any] | None = None
+        self,
+        batch_id: UUID,
+        *,
+        before_commit: Callable[[], Any] | None = None,
+        attempt: int = 1,
+        last_attempt: bool = False,
     ) -> BatchResult:
         """`before_commit` is called inside the transaction, after all the work: tests use
-        it to crash a worker at the worst moment."""
+        it to crash a worker at the worst moment. `attempt` and `last_attempt` say where the
+        caller's retries stand: on the last one, a command that fails alone is recorded
+        failed instead of being held for another attempt."""
         started = time.perf_counter()
         spans: Spans | None = telemetry.SpanGroup() if telemetry.tracing() else None
         try:
             result, commands, outcomes = await self._process(batch_id, before_commit, spans)
+        except Exception as exc:
+            if spans:
+                _end_spans(spans, error=exc)
+            if is_transient(exc):
+                raise
+            log_event(log, "batch.isolating",
+                      f"batch {batch_id} failed as a whole; isolating the command at fault",
+                      level=logging.WARNING, batch_id=str(batch_id), attempt=attempt,
+                      error=f"{type(exc).__name__}: {exc}")
+            result, commands, outcomes = await self._process(
+                batch_id, before_commit, None, isolation=(attempt, last_attempt)
+            )
         except BaseException as exc:
             if spans:
                 _end_spans(spans, error=exc)
             raise
-        if spans is not None:
-            _end_spans(spans, outcomes=outcomes)
+        else:
+            if spans is not None:
+                _end_spans(spans, outcomes=outcomes)
         _report(result, commands, outcomes, started)
+        if result.fault is not None:
+            raise PoisonedBatchError(batch_id, result.held, result.fault)
         return result
 
     async def _process(
-        self, batch_id: UUID, before_commit: Callable[[], Any] | None, spans: Spans | None
+        self,
+        batch_id: UUID,
+        before_commit: Callable[[], Any] | None,
+        spans: Spans | None,
+        *,
+        isolation: tuple[int, bool] | None = None,
     ) -> tuple[BatchResult, list[StoredCommand], Outcomes]:
+        """One transaction over the batch's open commands; with `isolation` (attempt, last
+        attempt), part by part in savepoints (traced as the batch only: a command may be
+        decided more than once on the way)."""
+        poisoned: Poisoned[StoredCommand] | None = None
         async with self._pool.connection() as conn, conn.transaction():
             open_commands = await self.commands.open_commands(batch_id, conn)
             if not open_commands:
@@ -108,26 +162,80 @@ class BatchProcessor:
             await _lock_streams(conn, list(by_stream))
             outcomes = Outcomes()
             states: list[Loaded[Any]] = []
-            if self._bulk:
+            if isolation is not None:
+                events, poisoned = await self._isolate(
+                    conn, by_stream, outcomes, states, *isolation
+                )
+            elif self._bulk:
                 events = await self._decide_all(conn, by_stream, outcomes, states, spans)
             else:
                 events = 0
                 for stream, commands in by_stream.items():
                     events += await self._decide_stream(conn, stream, commands, outcomes, spans)
             await self.commands.record(outcomes.items, conn)
-            await self.commands.finish(batch_id, conn)
+            if poisoned is not None and poisoned.held:
+                _, first = poisoned.found[0]
+                await self.commands.note_error(batch_id, _failure(first, isolation), conn=conn)
+            else:
+                await self.commands.finish(batch_id, conn)
             if before_commit is not None:
                 before_commit()
         if self._cache is not None:  # committed: these states are now the streams' own
             self._cache.put_committed(states)
+        held = poisoned is not None and poisoned.held
         result = BatchResult(
             batch_id,
             processed=outcomes.count("processed"),
             rejected=outcomes.count("rejected"),
             skipped=False,
             events=events,
+            failed=outcomes.count("failed"),
+            held=len(poisoned.held) if poisoned is not None else 0,
+            fault=poisoned.found[0][1] if poisoned is not None and held else None,
         )
         return result, open_commands, outcomes
+
+    async def _isolate(
+        self,
+        conn: Conn,
+        by_stream: dict[StreamId, list[StoredCommand]],
+        outcomes: Outcomes,
+        states: list[Loaded[Any]],
+        attempt: int,
+        last_attempt: bool,
+    ) -> tuple[int, Poisoned[StoredCommand]]:
+        """Every part that can be processed, each in a savepoint; what succeeded joins
+        `outcomes` and `states`. Returns the events appended and what was at fault."""
+        events = 0
+
+        async def run(part: Part[StreamId, StoredCommand]) -> None:
+            nonlocal events
+            mine, after = Outcomes(), list[Loaded[Any]]()
+            async with conn.transaction():  # a savepoint: a failure undoes this part only
+                appended = await self._decide_all(
+                    conn, {stream: list(commands) for stream, commands in part},
+                    mine, after, None,
+                )
+            events += appended
+            outcomes.items.extend(mine.items)
+            states.extend(after)
+
+        def failed(stored: StoredCommand, exc: BaseException) -> None:
+            outcomes.add(CommandOutcome(command_id=stored.command.command_id,
+                                        status="failed", error=_failure(exc, (attempt, True))))
+
+        poisoned = await isolate(list(by_stream.items()), run,
+                                 last_attempt=last_attempt, on_failed=failed)
+        for stored, exc in poisoned.found:
+            log_event(log, "command.poison",
+                      f"command {stored.command.command_id} fails on its own:"
+                      f" {type(exc).__name__}: {exc}",
+                      level=logging.ERROR if last_attempt else logging.WARNING,
+                      tenant=str(stored.stream.tenant_id),
+                      command_id=str(stored.command.command_id),
+                      command_type=stored.command.command_type,
+                      attempt=attempt, final=last_attempt)
+        return events, poisoned
 
     async def _decide_all(
         self,
@@ -327,6 +435,13 @@ def _report(
               commands=len(commands), processed=result.processed, rejected=result.rejected,
               events=result.events,
               duration_ms=round((time.perf_counter() - started) * 1000, 3))
+
+
+def _failure(exc: BaseException, isolation: tuple[int, bool] | None) -> dict[str, Any]:
+    """A command's (or batch's) error as recorded: the shape `fail` records too."""
+    attempt = isolation[0] if isolation is not None else None
+    return {"attempt": attempt, "type": type(exc).__name__, "message": str(exc),
+            "isolated": True}
 
 
 def _rejected(

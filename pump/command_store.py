@@ -30,17 +30,46 @@ log = logging.getLogger(__name__)
 # exact, and a claim is a single short statement.
 _CLAIM_LOCK = 0x1A7E_0002
 
+# Fair across tenants: the tenants with pending commands are found by a skip scan (one
+# index probe each, in the recursive CTE), each tenant offers its oldest claimable commands
+# (at most a batch's worth), and the batch takes them in turns (every tenant's first, then
+# every tenant's second, ...), oldest first within a turn. A tenant's picks are a prefix of
+# its commands in submission order, so per-aggregate order stays; aggregates with a command
+# in flight are skipped (they wait for it).
 _CLAIM = """
-with claimed as (
+with recursive tenants (tenant_id) as (
+  (select tenant_id from intent.commands where status = 'pending'
+   order by tenant_id limit 1)
+  union all
+  select (select c.tenant_id from intent.commands c
+           where c.status = 'pending' and c.tenant_id > t.tenant_id
+           order by c.tenant_id limit 1)
+  from tenants t where t.tenant_id is not null
+),
+offered as (
+  select o.command_id, o.seq,
+         row_number() over (partition by t.tenant_id order by o.seq) as turn
+  from tenants t
+  cross join lateral (
+    select c.command_id, c.seq from intent.commands c
+    where c.status = 'pending' and c.tenant_id = t.tenant_id
+      and not exists (
+        select from intent.commands d
+        where d.status = 'dispatched'
+          and d.aggregate_type = c.aggregate_type and d.aggregate_id = c.aggregate_id)
+    order by c.seq
+    limit %(limit)s
+  ) o
+  where t.tenant_id is not null
+),
+picked as (
+  select command_id from offered order by turn, seq limit %(limit)s
+),
+claimed as (
   select c.command_id from intent.commands c
+  join picked using (command_id)
   where c.status = 'pending'
-    and not exists (
-      select from intent.commands d
-      where d.status = 'dispatched'
-        and d.aggregate_type = c.aggregate_type and d.aggregate_id = c.aggregate_id)
-  order by c.seq
-  limit %(limit)s
-  for update skip locked
+  for update of c skip locked
 )
 update intent.commands c
 set status = 'dispatched', batch_id = %(batch_id)s, attempts = c.attempts + 1,
@@ -103,7 +132,8 @@ class PostgresCommandStore:
         self._pool = pool
 
     async def claim(self, limit: int, *, claimed_by: str | None = None) -> Batch | None:
-        """Claim up to `limit` pending commands, oldest first, into a new batch."""
+        """Claim up to `limit` pending commands into a new batch: tenants in turns, each
+        tenant's oldest first."""
         if limit < 1:
             raise ValueError("a batch holds at least one command")
         batch_id = uuid4()
@@ -208,10 +238,12 @@ class PostgresCommandStore:
             found.commands.add(failed, {"status": "failed"})
         return failed
 
-    async def note_error(self, batch_id: UUID, error: dict[str, Any]) -> None:
+    async def note_error(
+        self, batch_id: UUID, error: dict[str, Any], *, conn: Conn | None = None
+    ) -> None:
         """A failed attempt, kept visible on the batch while it is retried."""
-        async with self._pool.connection() as conn:
-            await conn.execute(
+        async with connection(self._pool, conn) as c:
+            await c.execute(
                 "update intent.batches set last_error = %s::jsonb, updated_at = now()"
                 " where batch_id = %s",
                 (json.dumps(error), batch_id),

@@ -21,11 +21,11 @@ from uuid import UUID
 import psycopg
 from opentelemetry import trace
 from opentelemetry.context import Context
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from projections.apply import StaleWriteError
 from pump import telemetry
-from pump.batch_processor import BatchProcessor
+from pump.batch_isolation import is_unavailable
+from pump.batch_processor import BatchProcessor, PoisonedBatchError
 from pump.command_store import Batch, PostgresCommandStore
 from pump.database import Conn
 from pump.logs import log_event
@@ -42,7 +42,11 @@ class Dispatcher(Protocol):
 
 class DirectDispatcher:
     """Process the batch in this process, without Temporal. For the benchmark's comparison
-    and for tests: the same batch code the worker runs, with a simple retry loop."""
+    and for tests: the same batch code the worker runs, with a simple retry loop.
+
+    An attempt lost because the database was unreachable does not count: the loop waits
+    (backoff up to 5 s) for as long as `unavailable_seconds`, then leaves the batch to the
+    sweep, so that acknowledged commands are not recorded failed for an outage."""
 
     def __init__(
         self,
@@ -50,26 +54,43 @@ class DirectDispatcher:
         *,
         max_attempts: int = 5,
         first_backoff: float = 0.1,
+        unavailable_seconds: float = 600.0,
     ):
         self._processor = processor
         self._max_attempts = max_attempts
         self._first_backoff = first_backoff
+        self._unavailable_seconds = unavailable_seconds
 
     async def dispatch(self, batch_id: UUID) -> None:
-        delay = self._first_backoff
-        for attempt in range(1, self._max_attempts + 1):
+        delay, attempt = self._first_backoff, 1
+        loop = asyncio.get_running_loop()
+        unavailable_since: float | None = None
+        while True:
             try:
-                await self._processor.process(batch_id)
+                await self._processor.process(
+                    batch_id, attempt=attempt, last_attempt=attempt >= self._max_attempts
+                )
                 return
-            except (psycopg.Error, OSError, StaleWriteError) as exc:  # retried
+            except Exception as exc:  # the processor isolates; what reaches here is retried
+                if is_unavailable(exc):
+                    unavailable_since = unavailable_since or loop.time()
+                    if loop.time() - unavailable_since > self._unavailable_seconds:
+                        raise
+                    log.warning("batch %s: database unavailable (%s); waiting", batch_id, exc)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                unavailable_since = None
                 error = {"attempt": attempt, "type": type(exc).__name__, "message": str(exc)}
                 log.warning("batch %s attempt %d failed: %s", batch_id, attempt, exc)
-                if attempt == self._max_attempts:
+                if attempt >= self._max_attempts:
                     await self._processor.commands.fail(batch_id, error)
                     return
-                await self._processor.commands.note_error(batch_id, error)
+                if not isinstance(exc, PoisonedBatchError):  # that one noted its own
+                    await self._processor.commands.note_error(batch_id, error)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+                attempt += 1
 
 
 @dataclass(frozen=True)
@@ -80,6 +101,10 @@ class PumpSettings:
     # Temporal (start, workflow task, result: ~100 ms each) never leaves the worker idle.
     concurrency: int = 6
     sweep_after: timedelta = timedelta(seconds=60)
+    # A batch the sweep found unfinished this many times is given up on: its open commands
+    # are recorded failed (`abandoned`). Poison isolation finishes every batch whose worker
+    # runs, so this only ends batches nothing could process for about this many minutes.
+    max_dispatches: int = 20
     # After a claim that did not fill a batch, with a batch still in flight, wait this long
     # after it before the next claim, so that under load batches fill up (a workflow costs
     # the Temporal server the same whatever its size). A lone command at low load, and a
@@ -134,9 +159,18 @@ class Pump:
                 self._wake.clear()
                 last_claim = loop.time()
                 claim_started = time.time_ns()
-                batch = await self._store.claim(
-                    self.settings.batch_limit, claimed_by=self.settings.name
-                )
+                try:
+                    batch = await self._store.claim(
+                        self.settings.batch_limit, claimed_by=self.settings.name
+                    )
+                except Exception as exc:
+                    if not is_unavailable(exc):
+                        raise
+                    # The database is away: keep the process, try again after a poll.
+                    log.warning("claim failed, database unavailable: %s", exc)
+                    self._slots.release()
+                    await _wait_any(asyncio.Event(), stop, self.settings.poll_interval)
+                    continue
                 if batch is None:
                     last_full = False
                     self._slots.release()
@@ -206,11 +240,18 @@ class Pump:
 
     async def _sweep(self) -> None:
         try:
-            stale = await self._store.stale_batches(self.settings.sweep_after)
-        except psycopg.Error as exc:
+            await self._sweep_stale()
+        except (psycopg.Error, PoolTimeout) as exc:
             log.warning("sweep skipped: %s", exc)
-            return
-        for batch in stale:
+
+    async def _sweep_stale(self) -> None:
+        for batch in await self._store.stale_batches(self.settings.sweep_after):
+            if batch.dispatches >= self.settings.max_dispatches:
+                await self._store.fail(batch.batch_id, {
+                    "type": "abandoned", "attempt": batch.dispatches,
+                    "message": f"dispatched {batch.dispatches} times and never finished",
+                })
+                continue
             log.warning(
                 "batch %s dispatched %s ago and not finished: dispatching again",
                 batch.batch_id, batch.age,

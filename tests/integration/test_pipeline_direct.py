@@ -25,6 +25,7 @@ from tests.integration.pipeline import (
     enqueue,
     events_by_stream,
     running_pumps,
+    statuses,
     wait_terminal,
 )
 from tests.integration.streams import TENANT_A, TENANT_B, new_stream
@@ -144,7 +145,7 @@ async def test_infrastructure_failures_are_retried_then_recorded_as_failed(
     async def broken(batch_id: UUID, **_: object) -> object:
         nonlocal calls
         calls += 1
-        raise psycopg.OperationalError("server closed the connection unexpectedly")
+        raise psycopg.errors.SerializationFailure("could not serialize access")
 
     monkeypatch.setattr(processor, "process", broken)
     await DirectDispatcher(processor, max_attempts=3, first_backoff=0.01).dispatch(
@@ -158,4 +159,51 @@ async def test_infrastructure_failures_are_retried_then_recorded_as_failed(
     assert row is not None
     assert row[0] == "failed"
     assert row[1]["attempt"] == 3
-    assert "server closed" in row[1]["message"]
+    assert "could not serialize" in row[1]["message"]
+
+
+async def test_an_unreachable_database_does_not_use_up_a_batchs_attempts(
+    pool: AsyncConnectionPool[Conn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = new_stream()
+    command = await enqueue(pool, stream, "register_item", sku="S", name="W")
+    batch = await PostgresCommandStore(pool).claim(100)
+    assert batch is not None
+    processor = BatchProcessor(pool, registry)
+    real, calls = processor.process, 0
+
+    async def away_for_a_while(batch_id: UUID, **options: bool | int) -> object:
+        nonlocal calls
+        calls += 1
+        if calls <= 6:  # more outages than the batch has attempts
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        return await real(batch_id, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(processor, "process", away_for_a_while)
+    await DirectDispatcher(processor, max_attempts=3, first_backoff=0.01).dispatch(
+        batch.batch_id
+    )
+    assert calls == 7
+    assert (await statuses(pool, [command]))[command] == "processed"
+
+
+async def test_a_long_outage_leaves_the_batch_open_for_the_sweep(
+    pool: AsyncConnectionPool[Conn], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stream = new_stream()
+    command = await enqueue(pool, stream, "register_item", sku="S", name="W")
+    batch = await PostgresCommandStore(pool).claim(100)
+    assert batch is not None
+    processor = BatchProcessor(pool, registry)
+
+    async def away(batch_id: UUID, **_: object) -> object:
+        raise psycopg.OperationalError("connection refused")
+
+    monkeypatch.setattr(processor, "process", away)
+    with pytest.raises(psycopg.OperationalError):
+        await DirectDispatcher(processor, first_backoff=0.01,
+                               unavailable_seconds=0.2).dispatch(batch.batch_id)
+    assert (await statuses(pool, [command]))[command] == "dispatched"
+    monkeypatch.undo()
+    await processor.process(batch.batch_id)
+    assert (await statuses(pool, [command]))[command] == "processed"
