@@ -35,7 +35,8 @@ _CLAIM_LOCK = 0x1A7E_0002
 # (at most a batch's worth), and the batch takes them in turns (every tenant's first, then
 # every tenant's second, ...), oldest first within a turn. A tenant's picks are a prefix of
 # its commands in submission order, so per-aggregate order stays; aggregates with a command
-# in flight are skipped (they wait for it).
+# in flight are skipped (they wait for it). A light claim takes only the tenants that have
+# nothing in flight at all (the pump's light lane).
 _CLAIM = """
 with recursive tenants (tenant_id) as (
   (select tenant_id from intent.commands where status = 'pending'
@@ -61,6 +62,8 @@ offered as (
     limit %(limit)s
   ) o
   where t.tenant_id is not null
+    and (not %(light)s or not exists (
+      select from intent.commands d where d.status = 'dispatched' and d.tenant_id = t.tenant_id))
 ),
 picked as (
   select command_id from offered order by turn, seq limit %(limit)s
@@ -131,15 +134,19 @@ class PostgresCommandStore:
     def __init__(self, pool: AsyncConnectionPool[Conn]):
         self._pool = pool
 
-    async def claim(self, limit: int, *, claimed_by: str | None = None) -> Batch | None:
+    async def claim(
+        self, limit: int, *, claimed_by: str | None = None, light: bool = False
+    ) -> Batch | None:
         """Claim up to `limit` pending commands into a new batch: tenants in turns, each
-        tenant's oldest first."""
+        tenant's oldest first; with `light`, only of tenants with nothing in flight."""
         if limit < 1:
             raise ValueError("a batch holds at least one command")
         batch_id = uuid4()
         async with self._pool.connection() as conn, conn.transaction():
             await conn.execute("select pg_advisory_xact_lock(%s)", (_CLAIM_LOCK,))
-            cur = await conn.execute(_CLAIM, {"limit": limit, "batch_id": batch_id})
+            cur = await conn.execute(
+                _CLAIM, {"limit": limit, "batch_id": batch_id, "light": light}
+            )
             rows = await cur.fetchall()
             ids = tuple(row[0] for row in rows)
             if not ids:

@@ -110,6 +110,10 @@ class PumpSettings:
     # the Temporal server the same whatever its size). A lone command at low load, and a
     # backlog (the last claim was full), are claimed at once.
     linger: float = 0.2
+    # While every slot is busy, one more batch at a time may be claimed for the tenants
+    # with nothing in flight, so that a tenant's flood (which fills the slots) does not make
+    # another tenant's lone command wait for a slot and then for a full batch.
+    light_lane: bool = True
     name: str = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -128,6 +132,8 @@ class Pump:
         self._store = PostgresCommandStore(pool)
         self._wake = asyncio.Event()
         self._slots = asyncio.Semaphore(self.settings.concurrency)
+        self._light_slot = asyncio.Semaphore(1)
+        self._light_wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()  # set while no batch is in flight
         self._idle.set()
@@ -137,6 +143,8 @@ class Pump:
         """Until `stop` is set; then finish what was dispatched and return."""
         listener = asyncio.create_task(self._listen(stop))
         background = [listener]
+        if self.settings.light_lane:
+            background.append(asyncio.create_task(self._light_lane(stop)))
         if telemetry.metering():
             from pump.gauges import every, sample_held_back
 
@@ -185,6 +193,32 @@ class Pump:
             if self._tasks:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
+    async def _light_lane(self, stop: asyncio.Event) -> None:
+        """Claim for the tenants with nothing in flight, one batch at a time, only while
+        the main loop cannot claim (every slot busy): then a lone command of a quiet tenant
+        goes out at once, in a batch of its own size, instead of behind a full one."""
+        while not stop.is_set():
+            await _wait_any(self._light_wake, stop, self.settings.poll_interval)
+            self._light_wake.clear()
+            if not self._slots.locked() or stop.is_set():
+                continue
+            await self._light_slot.acquire()
+            try:
+                batch = await self._store.claim(
+                    self.settings.batch_limit, claimed_by=f"{self.settings.name}:light",
+                    light=True,
+                )
+            except Exception as exc:
+                self._light_slot.release()
+                if not is_unavailable(exc):
+                    raise
+                continue
+            if batch is None:
+                self._light_slot.release()
+                continue
+            self._start(batch.batch_id, self._claimed(batch, time.time_ns()),
+                        slot=self._light_slot)
+
     def _claimed(self, batch: Batch, started_ns: int) -> Context | None:
         """The claim's span (when tracing): a child of the oldest command's trace context,
         linked to the other commands' traces; the batch's dispatch continues it."""
@@ -201,9 +235,14 @@ class Pump:
         ) as span:
             return trace.set_span_in_context(span)
 
-    def _start(self, batch_id: UUID, parent: Context | None = None) -> None:
-        """Dispatch in the background; the slot is freed and the loop woken when done (the
-        batch's aggregates may hold back commands that can now be claimed)."""
+    def _start(
+        self, batch_id: UUID, parent: Context | None = None,
+        slot: asyncio.Semaphore | None = None,
+    ) -> None:
+        """Dispatch in the background; the slot (a main one unless given) is freed and the
+        loop woken when done (the batch's aggregates may hold back commands that can now
+        be claimed)."""
+        held = slot or self._slots
 
         async def dispatch() -> None:
             started = time.perf_counter()
@@ -224,8 +263,9 @@ class Pump:
                           f"dispatching batch {batch_id} failed; the sweep will retry it",
                           level=logging.ERROR, exc_info=True, batch_id=str(batch_id))
             finally:
-                self._slots.release()
+                held.release()
                 self._wake.set()
+                self._light_wake.set()
 
         self.batches_dispatched += 1
         task = asyncio.create_task(dispatch())
@@ -269,6 +309,7 @@ class Pump:
                     self._wake.set()  # catch up on whatever came while not listening
                     async for _ in conn.notifies():
                         self._wake.set()
+                        self._light_wake.set()
             except psycopg.Error as exc:
                 log.warning("LISTEN connection lost (%s); polling until it is back", exc)
                 await _wait_any(asyncio.Event(), stop, 1.0)

@@ -1,4 +1,4 @@
-"""`intent bench append|commands --quick` run end to end against the session's cluster.
+"""`intent bench append|commands|fairness --quick` run end to end against the session's cluster.
 
 Only that it completes and reports every section: timings belong to the benchmark itself,
 not to a test on a shared machine.
@@ -104,3 +104,21 @@ def test_quick_commands_bench_runs_both_modes_end_to_end(
     hop = report["function_hop"]
     assert hop["rpc"]["samples"] == hop["function"]["samples"] > 0
     assert hop["function"]["p50_ms"] > 0
+
+
+def test_quick_fairness_bench_measures_both_tenants_in_every_phase(
+    database_url: str, tmp_path: Path
+) -> None:
+    """Completion and well-formed figures only: the targets are the benchmark's business."""
+    report = quick_bench("fairness", database_url, tmp_path / "fairness.json")
+    assert report["benchmark"] == "fairness"
+    assert len(report["rounds"]) == report["plan"]["rounds"] >= 1
+    for round_ in report["rounds"]:
+        assert round_["a_alone_per_s"] > 0
+        assert round_["a_with_b_per_s"] > 0
+        assert round_["b_alone"]["count"] == report["plan"]["lone_alone"]
+        assert round_["b_flooded"]["count"] >= 1
+        assert 0 < round_["b_flooded"]["p50_ms"] <= round_["b_flooded"]["max_ms"]
+    assert {t["what"] for t in report["targets"]} == {
+        "B's p99 under A's flood", "... over B's p99 alone", "A's throughput with B / alone"}
+    assert len(report["p99_ratio_per_round"]) == len(report["rounds"])

@@ -3,6 +3,7 @@ command wait behind it, and each aggregate's commands are still claimed in order
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID, uuid4
 
 import pytest
@@ -12,7 +13,8 @@ from domain.app import registry
 from pump.batch_processor import BatchProcessor
 from pump.command_store import PostgresCommandStore
 from pump.database import Conn
-from tests.integration.pipeline import enqueue
+from pump.pump import Pump, PumpSettings
+from tests.integration.pipeline import enqueue, statuses, wait_terminal
 from tests.integration.streams import TENANT_A, TENANT_B, new_stream
 
 pytestmark = pytest.mark.integration
@@ -41,6 +43,7 @@ async def test_a_lone_command_of_another_tenant_is_in_the_first_batch_behind_a_b
     assert len(first.command_ids) == 25
     # The rest of the batch is tenant A's oldest commands, in submission order.
     assert set(first.command_ids) - {lone} == set(backlog[:24])
+    await BatchProcessor(pool, registry).process(first.batch_id)
     await drain(pool)
 
 
@@ -91,3 +94,79 @@ async def test_the_claim_skips_an_aggregate_in_flight_but_not_its_tenant(
     for claimed in (in_flight, second):
         await BatchProcessor(pool, registry).process(claimed.batch_id)
     await drain(pool)
+
+
+class HeldDispatcher:
+    """Processes batches directly, but holds every batch that has a command of `held_tenant`
+    until `release` is set: a flood that keeps every slot busy, without timing."""
+
+    def __init__(self, pool: AsyncConnectionPool[Conn], held_tenant: UUID, slots: int):
+        self._processor = BatchProcessor(pool, registry)
+        self._pool, self._held = pool, held_tenant
+        self.release = asyncio.Event()
+        self.slots_full = asyncio.Event()  # `slots` batches are being held
+        self._slots, self._holding = slots, 0
+
+    async def dispatch(self, batch_id: UUID) -> None:
+        async with self._pool.connection() as conn:
+            row = await (await conn.execute(
+                "select bool_or(tenant_id = %s) from intent.commands where batch_id = %s",
+                (self._held, batch_id),
+            )).fetchone()
+        if row is not None and row[0]:
+            self._holding += 1
+            if self._holding >= self._slots:
+                self.slots_full.set()
+            await self.release.wait()
+        await self._processor.process(batch_id)
+
+
+async def test_the_light_lane_serves_a_quiet_tenant_while_a_flood_holds_every_slot(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    await drain(pool)
+    flood = [await enqueue(pool, new_stream(TENANT_A), "register_item", sku="F", name="F")
+             for _ in range(6)]
+    dispatcher = HeldDispatcher(pool, TENANT_A, slots=2)
+    stop = asyncio.Event()
+    pump = Pump(pool, database_url, dispatcher,
+                PumpSettings(batch_limit=2, concurrency=2, poll_interval=0.1))
+    task = asyncio.create_task(pump.run(stop))
+    try:
+        await asyncio.wait_for(dispatcher.slots_full.wait(), timeout=10)
+        lone = await enqueue(pool, new_stream(TENANT_B), "register_item", sku="L", name="L")
+        assert (await wait_terminal(pool, [lone], seconds=10))[lone] == "processed"
+        assert set((await statuses(pool, flood)).values()) == {"dispatched", "pending"}
+        dispatcher.release.set()
+        assert set((await wait_terminal(pool, flood, seconds=10)).values()) == {"processed"}
+    finally:
+        dispatcher.release.set()
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def test_without_the_light_lane_a_quiet_tenant_waits_for_a_slot(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    """The same flood with the light lane off: the lone command is still pending while the
+    slots are held (what the lane is for)."""
+    await drain(pool)
+    flood = [await enqueue(pool, new_stream(TENANT_A), "register_item", sku="F", name="F")
+             for _ in range(4)]
+    dispatcher = HeldDispatcher(pool, TENANT_A, slots=2)
+    stop = asyncio.Event()
+    pump = Pump(pool, database_url, dispatcher,
+                PumpSettings(batch_limit=2, concurrency=2, poll_interval=0.1,
+                             light_lane=False))
+    task = asyncio.create_task(pump.run(stop))
+    try:
+        await asyncio.wait_for(dispatcher.slots_full.wait(), timeout=10)
+        lone = await enqueue(pool, new_stream(TENANT_B), "register_item", sku="L", name="L")
+        await asyncio.sleep(0.5)
+        assert (await statuses(pool, [lone]))[lone] == "pending"
+        dispatcher.release.set()
+        await wait_terminal(pool, [*flood, lone], seconds=10)
+    finally:
+        dispatcher.release.set()
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)

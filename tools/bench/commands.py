@@ -223,7 +223,7 @@ async def _submit_all(
     return ids, started, perf_counter()
 
 
-def _submit_in_process(url: str, work: Work, concurrency: int) -> tuple[list[UUID], float, float]:
+def submit_in_process(url: str, work: Work, concurrency: int) -> tuple[list[UUID], float, float]:
     """`_submit_all` in a client process of its own (perf_counter is CLOCK_MONOTONIC, the
     same clock in every process)."""
 
@@ -718,7 +718,7 @@ class CommandBench:
             sent = list(
                 await asyncio.gather(
                     *(
-                        loop.run_in_executor(self.executor, _submit_in_process, self.url, w, each)
+                        loop.run_in_executor(self.executor, submit_in_process, self.url, w, each)
                         for w in shares
                     )
                 )
