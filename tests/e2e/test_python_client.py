@@ -149,3 +149,30 @@ async def test_anon_forged_and_expired_tokens_are_refused_on_every_path(
     with pytest.raises(APIError) as by_table:  # anon has no grant on the read model either
         await call(lambda: c.table("stock_levels").select("*").execute())
     assert by_table.value.code == REFUSED_CODES[who]
+
+
+async def test_a_retry_with_the_same_command_id_gets_the_first_answer_and_runs_once(
+    gateway: RunningGateway, pipeline: None, people: People
+) -> None:
+    """The README's retry recipe: a client whose request failed mid-flight does not know
+    whether the command was stored, so it sends the same commandId again (with `wait`)."""
+    a = client(gateway, people.token_a)
+    item, command_id = str(uuid4()), str(uuid4())
+    await call(lambda: invoke(a, {"type": "inventory.register_item", "wait": True,
+                                  "payload": {"item_id": item, "sku": "R", "name": "R"}}))
+    body = {"type": "inventory.receive_stock", "aggregateId": item, "commandId": command_id,
+            "payload": {"quantity": 3}, "wait": True}
+    first = await call(lambda: invoke(a, body))
+    again = await call(lambda: invoke(a, body))
+    assert first["commandId"] == again["commandId"] == command_id
+    assert first["status"] == again["status"] == "processed"
+    assert [e["event_id"] for e in again["events"]] == [e["event_id"] for e in first["events"]]
+    via_rpc = await call(lambda: rpc(a, "submit_command", {
+        "command_type": "inventory.receive_stock", "command_id": command_id,
+        "payload": {"item_id": item, "quantity": 3},
+    }))
+    assert via_rpc == {"command_id": command_id, "status": "processed"}
+    hydrated = await call(lambda: rpc(a, "load_aggregate", {
+        "aggregate_type": "inventory.item", "aggregate_id": item,
+    }))
+    assert hydrated["version"] == 2  # registered, then received once
