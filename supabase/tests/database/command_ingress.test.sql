@@ -6,7 +6,7 @@
 -- Tenants, users and aggregate ids are fresh random UUIDs kept in custom settings, so rows of
 -- other suites in the same cluster cannot change the counts below.
 begin;
-select plan(87);
+select plan(88);
 
 -- Fixtures ------------------------------------------------------------------------------------
 select set_config('test.tenant_a', gen_random_uuid()::text, true);
@@ -227,16 +227,19 @@ select results_eq(
   'without a correlation id, a new one is chosen; without a traceparent, it is null');
 select is(pg_temp.stored(), 2, 'two commands are stored for the test tenants');
 
--- command_status: the caller's tenant only --------------------------------------------------
+-- command_status: the caller's own commands only ----------------------------------------------
 set local role authenticated;
 select pg_temp.claims(current_setting('test.user_a2'), current_setting('test.tenant_a'));
+select is(public.command_status(current_setting('test.command_1')::uuid), null,
+  'another user of the same tenant cannot see the command (its payload is the sender''s)');
+select pg_temp.claims(current_setting('test.user_a'), current_setting('test.tenant_a'));
 select is(
   public.command_status(current_setting('test.command_1')::uuid)
     - 'created_at' - 'updated_at',
   jsonb_build_object(
     'command_id', current_setting('test.command_1'), 'command_type', 'inventory.register_item',
     'status', 'processed', 'result', '{"version": 1}'::jsonb, 'error', null),
-  'command_status shows a command of the caller''s tenant (any user of it)');
+  'command_status shows the caller''s own command');
 select ok(
   (public.command_status(current_setting('test.command_1')::uuid) ?& array['created_at', 'updated_at']),
   'command_status includes created_at and updated_at');

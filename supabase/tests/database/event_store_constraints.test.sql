@@ -297,10 +297,10 @@ select policy_cmd_is('intent', 'snapshots', 'snapshots_tenant_read', 'select',
   'snapshots_tenant_read is a SELECT policy');
 select policy_roles_are('intent', 'snapshots', 'snapshots_tenant_read',
   array['authenticated']::name[], 'snapshots_tenant_read applies to authenticated only');
-select policy_cmd_is('intent', 'commands', 'commands_tenant_read', 'select',
-  'commands_tenant_read is a SELECT policy');
-select policy_roles_are('intent', 'commands', 'commands_tenant_read',
-  array['authenticated']::name[], 'commands_tenant_read applies to authenticated only');
+select policy_cmd_is('intent', 'commands', 'commands_own_read', 'select',
+  'commands_own_read is a SELECT policy');
+select policy_roles_are('intent', 'commands', 'commands_own_read',
+  array['authenticated']::name[], 'commands_own_read applies to authenticated only');
 
 select * from finish();
 rollback;

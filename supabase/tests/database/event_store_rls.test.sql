@@ -5,7 +5,7 @@
 -- The tenants are fresh random UUIDs kept in custom settings (test.tenant_a, test.tenant_b),
 -- so rows written by other suites into the same cluster cannot change the counts below.
 begin;
-select plan(66);
+select plan(67);
 
 -- Fixtures --------------------------------------------------------------------------------
 select set_config('test.tenant_a', gen_random_uuid()::text, true);
@@ -16,7 +16,8 @@ select set_config('test.agg_a1', gen_random_uuid()::text, true);
 select set_config('test.agg_a2', gen_random_uuid()::text, true);
 select set_config('test.agg_b1', gen_random_uuid()::text, true);
 
--- Tenant A: 3 events, 1 snapshot, 2 commands. Tenant B: 2 events, 2 snapshots, 1 command.
+-- Tenant A: 3 events, 1 snapshot, 2 commands of user A and 1 of another user. Tenant B: 2
+-- events, 2 snapshots, 1 command.
 -- Different counts on purpose, so that seeing the other tenant's rows cannot pass by chance.
 insert into intent.events (event_id, tenant_id, aggregate_type, aggregate_id, version,
                            event_type, payload)
@@ -53,7 +54,11 @@ values
    current_setting('test.agg_a1')::uuid, '{"title":"a1 bis"}'),
   (gen_random_uuid(), current_setting('test.tenant_b')::uuid,
    current_setting('test.user_b')::uuid, 'member', 'goal.create', 'intent.goal',
-   current_setting('test.agg_b1')::uuid, '{"title":"b1"}');
+   current_setting('test.agg_b1')::uuid, '{"title":"b1"}'),
+  -- another user of tenant A: tenant A's first user must not read it
+  (gen_random_uuid(), current_setting('test.tenant_a')::uuid,
+   gen_random_uuid(), 'member', 'goal.rename', 'intent.goal',
+   current_setting('test.agg_a1')::uuid, '{"title":"someone else''s"}');
 
 insert into intent.checkpoints (consumer, position)
 values ('pgtap.rls.consumer.' || current_setting('test.tenant_a'), 42);
@@ -87,7 +92,10 @@ select is((select count(*)::int from intent.snapshots
             where tenant_id = current_setting('test.tenant_b')::uuid), 0,
   'tenant A user sees none of tenant B''s snapshots');
 select is((select count(*)::int from intent.commands), 2,
-  'tenant A user sees exactly its 2 commands');
+  'tenant A user sees exactly its own 2 commands');
+select is((select count(*)::int from intent.commands
+            where user_id is distinct from current_setting('test.user_a')::uuid), 0,
+  'tenant A user sees none of another tenant A user''s commands');
 select is((select count(*)::int from intent.commands
             where tenant_id = current_setting('test.tenant_b')::uuid), 0,
   'tenant A user sees none of tenant B''s commands');
@@ -269,7 +277,7 @@ select is(
   (select count(*)::int from intent.commands
     where tenant_id in (current_setting('test.tenant_a')::uuid,
                         current_setting('test.tenant_b')::uuid)),
-  3, 'service_role sees the commands of both tenants');
+  4, 'service_role sees the commands of both tenants, every user''s');
 select is(
   (select count(*)::int from intent.checkpoints
     where consumer = 'pgtap.rls.consumer.' || current_setting('test.tenant_a')),
