@@ -22,14 +22,13 @@ from aiohttp import web
 from psycopg_pool import AsyncConnectionPool
 
 from tools.gateway.errors import json_response
+from tools.gateway.limits import MAX_BODY_BYTES
 from tools.gateway.session import Conn, open_authenticator_pool
 from tools.settings import REPO_ROOT
 
 log = logging.getLogger("intent.gateway")
 
 DEFAULT_PORT = 54321
-# Request bodies above this are refused (413) before any handler reads them.
-MAX_BODY_BYTES = 16 * 1024 * 1024
 # Query parameters that carry secrets; logged as "***".
 _SECRET_PARAMETERS = frozenset({"apikey", "access_token", "token"})
 
@@ -80,6 +79,10 @@ class Gateway:
             raise RuntimeError("the gateway's database pool is not open (app not started)")
         return self._pool
 
+
+# The rest of a path, whatever it holds. Not `.*`: that stops at a newline (%0A), and a
+# path no route matches gets aiohttp's plain-text 404 instead of the service's JSON one.
+ANY_TAIL = r"{tail:[\s\S]*}"
 
 GATEWAY = web.AppKey("gateway", Gateway)
 # The caller's role, set by the module that verified the request, for the request's log line.
@@ -178,7 +181,7 @@ def create_app(
     app.cleanup_ctx.append(database)
     for module in modules:
         module.install(app)
-    app.router.add_route("*", "/{tail:.*}", _not_served)  # last: modules' routes win
+    app.router.add_route("*", "/" + ANY_TAIL, _not_served)  # last: modules' routes win
     return app
 
 

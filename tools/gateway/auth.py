@@ -69,6 +69,10 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 
 
 def verify_token(token: str, *, secret: str) -> Caller:
+    if not token.isascii():
+        # A JWT is base64url and dots; header bytes that are not UTF-8 arrive as lone
+        # surrogates, which the JWT library cannot even encode (it raised, a 500).
+        raise AuthError("malformed token: a JWT is ASCII")
     try:
         claims = local_keys.verify(token, secret=secret)
     except local_keys.InvalidTokenError as exc:

@@ -32,9 +32,10 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tools import local_keys
-from tools.gateway.app import GATEWAY, ROLE, GatewayConfig, GatewayError, log_event
+from tools.gateway.app import ANY_TAIL, GATEWAY, ROLE, GatewayConfig, GatewayError, log_event
 from tools.gateway.auth import AuthError, authenticate
 from tools.gateway.errors import functions_error, json_response
+from tools.gateway.limits import InputError, read_body
 from tools.local_pg import free_port
 
 SLUG = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
@@ -374,6 +375,11 @@ def _upstream_url(request: web.Request, port: int) -> URL:
                encoded=True)
 
 
+async def no_function(request: web.Request) -> web.StreamResponse:
+    """A path under /functions/v1 naming no function: the runtime's 404, not the gateway's."""
+    return functions_error(404, "NOT_FOUND", "Requested function was not found")
+
+
 async def forward(request: web.Request) -> web.StreamResponse:
     runtime = request.app[FUNCTIONS]
     slug = request.match_info["slug"]
@@ -390,7 +396,11 @@ async def forward(request: web.Request) -> web.StreamResponse:
             message = "Error: Missing authorization header" if exc.missing else "Invalid JWT"
             return json_response({"msg": message}, status=401)
         request[ROLE] = caller.role
-    body = await request.read()
+    try:
+        body = await read_body(request)
+    except InputError as exc:
+        code = "REQUEST_TOO_LARGE" if exc.status == 413 else "INVALID_REQUEST"
+        return functions_error(exc.status, code, str(exc))
     headers = _forwarded_headers(request)
     skip = [name for name in _AUTO_HEADERS if name not in request.headers]
     try:
@@ -453,7 +463,10 @@ class FunctionsModule:
     def install(self, app: web.Application) -> None:
         app.cleanup_ctx.append(self._lifecycle)
         app.router.add_route("*", PREFIX + "/{slug}", forward)
-        app.router.add_route("*", PREFIX + "/{slug}/{tail:.*}", forward)
+        app.router.add_route("*", PREFIX + "/{slug}/" + ANY_TAIL, forward)
+        # No slug (`/functions/v1/`, `/functions/v1//x`): still the runtime's 404 shape.
+        app.router.add_route("*", PREFIX, no_function)
+        app.router.add_route("*", PREFIX + "/" + ANY_TAIL, no_function)
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         config = app[GATEWAY].config

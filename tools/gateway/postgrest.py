@@ -9,7 +9,8 @@ from aiohttp import web
 
 from tools.gateway.app import ROLE
 from tools.gateway.auth import AuthError, Caller, authenticate
-from tools.gateway.errors import JSON_CONTENT_TYPE, PostgrestError
+from tools.gateway.errors import JSON_CONTENT_TYPE, PostgrestError, bad_request
+from tools.gateway.limits import InputError, text_problem
 from tools.gateway.session import EXPOSED_SCHEMA
 
 OBJECT_MEDIA_TYPE = "application/vnd.pgrst.object+json"
@@ -101,12 +102,32 @@ async def preflight(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200, headers=_PREFLIGHT_HEADERS)
 
 
+def check_request_text(request: web.Request) -> None:
+    """Refuse a NUL byte (or a lone surrogate) in the path or the query string before any
+    handler runs: table and function names and every parameter reach psycopg as text,
+    which cannot carry them (it failed before asking the server: a 503 "retrying")."""
+    problem = text_problem(request.path)
+    if problem is not None:
+        raise bad_request(f"the request path {problem}",
+                          details="Names of tables and functions cannot contain it.")
+    for key, value in request.query.items():
+        problem = text_problem(key) or text_problem(value)
+        if problem is not None:
+            raise bad_request(f"the query parameter {key[:40]!r} {problem}",
+                              details="PostgreSQL text cannot contain it.")
+
+
 @web.middleware
 async def postgrest_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """PostgrestError anywhere under /rest/v1 becomes PostgREST's JSON answer."""
+    """PostgrestError anywhere under /rest/v1 becomes PostgREST's JSON answer; so does
+    input refused by the gateway's limits (tools.gateway.limits), never a 500."""
     try:
+        check_request_text(request)
         return await handler(request)
     except PostgrestError as exc:
-        response = exc.response()
-        response.headers.update(CORS_HEADERS)
-        return response
+        error = exc
+    except InputError as exc:
+        error = PostgrestError(exc.status, "PGRST100", str(exc))
+    response = error.response()
+    response.headers.update(CORS_HEADERS)
+    return response

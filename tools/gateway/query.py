@@ -30,6 +30,10 @@ LOGICAL = frozenset({"or", "and", "not.or", "not.and"})
 # Credentials the API gateway accepts in the query string; never filters.
 CREDENTIALS = frozenset({"apikey"})
 _PLAIN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+# limit= and offset=: ASCII digits only (str.isdigit() and \d also take '²' or '٣'), and
+# few enough that int() never refuses them (it refuses more than 4300).
+_DIGITS = re.compile(r"[0-9]{1,19}")
+BIGINT_MAX = 2**63 - 1
 
 
 @dataclass(frozen=True)
@@ -228,8 +232,11 @@ def parse_order(value: str) -> tuple[OrderTerm, ...]:
 
 
 def _non_negative(name: str, value: str) -> int:
-    if not value.isdigit():
-        raise bad_request(f"{name}={value!r} is not a non-negative integer")
+    """ASCII digits only (str.isdigit() takes '²', which int() refuses), at most a bigint,
+    as the page is a `limit`/`offset` of PostgreSQL."""
+    if not _DIGITS.fullmatch(value) or int(value) > BIGINT_MAX:
+        raise bad_request(f"{name}={value[:40]!r} is not a non-negative integer",
+                          details=f"{name} takes 0 to {BIGINT_MAX} in ASCII digits")
     return int(value)
 
 

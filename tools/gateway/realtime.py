@@ -32,6 +32,7 @@ from tools import local_keys
 from tools.gateway.app import GATEWAY, ROLE, Gateway, log_event
 from tools.gateway.auth import AuthError, Caller, authenticate, verify_token
 from tools.gateway.errors import json_response
+from tools.gateway.limits import InputError, loads_json, read_body, text_problem
 from tools.gateway.realtime_arrays import ArrayLiteralError, element_type, parse_array
 from tools.gateway.realtime_filters import Binding, BindingError, binding_matches, parse_binding
 from tools.gateway.realtime_frames import (
@@ -429,7 +430,10 @@ class Connection:
         exp = channel.claims.get("exp")
         if not isinstance(exp, int | float):
             return
-        delay = max(0.0, float(exp) - time.time())
+        try:
+            delay = max(0.0, float(exp) - time.time())
+        except OverflowError:  # an `exp` beyond any date (a huge integer): never expires
+            return
         loop = asyncio.get_running_loop()
         self._timers[id(channel)] = loop.call_later(
             delay, self.expire, channel, "Token has expired 0 seconds ago")
@@ -776,25 +780,30 @@ async def http_broadcast(request: web.Request) -> web.StreamResponse:
                              status=401)
     topic = request.match_info.get("topic")
     try:
-        body = await request.read()
+        body = await read_body(request)
         if topic is not None:
             event = request.match_info["event"]
             payload: Any = (body if request.content_type == "application/octet-stream"
-                            else json.loads(body or b"{}"))
+                            else loads_json(body or b"{}"))
             messages = [{"topic": topic, "event": event, "payload": payload,
                          "private": request.query.get("private") == "true"}]
         else:
-            parsed = json.loads(body or b"{}")
+            parsed = loads_json(body or b"{}")
             listed = parsed.get("messages") if isinstance(parsed, dict) else None
             if not isinstance(listed, list):
-                raise ValueError("expected {\"messages\": [...]}")
+                raise InputError("expected {\"messages\": [...]}")
             messages = listed
-    except ValueError as exc:
-        return json_response({"error": f"invalid body: {exc}"}, status=400)
+    except InputError as exc:
+        return json_response({"error": f"invalid body: {exc}"}, status=exc.status)
     for item in messages:
         if not (isinstance(item, dict) and isinstance(item.get("topic"), str)
                 and isinstance(item.get("event"), str)):
             return json_response({"error": "each message needs a topic and an event"},
+                                 status=400)
+        # Topics reach the database (private ones) and binary frames as UTF-8 text.
+        problem = text_problem(item["topic"]) or text_problem(item["event"])
+        if problem is not None:
+            return json_response({"error": f"a message's topic or event {problem}"},
                                  status=400)
     for item in messages:
         name = item["topic"].removeprefix("realtime:")

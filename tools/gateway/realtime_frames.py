@@ -21,6 +21,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from tools.gateway.limits import InputError, loads_json, text_problem
+
 V1 = "1.0.0"
 V2 = "2.0.0"
 VERSIONS = (V1, V2)
@@ -66,14 +68,22 @@ def _ref(value: Any, what: str) -> str | None:
 def _text(value: Any, what: str) -> str:
     if not isinstance(value, str) or not value:
         raise FrameError(f"{what} must be a non-empty string")
+    problem = text_problem(value)  # topics reach the database and binary frames as text
+    if problem is not None:
+        raise FrameError(f"{what} {problem}")
     return value
 
 
-def decode_text(data: str, vsn: str) -> Message:
+def _json(data: bytes | str, what: str) -> Any:
+    """JSON within the gateway's limits (depth, finite numbers), else FrameError."""
     try:
-        frame = json.loads(data)
-    except ValueError as exc:
-        raise FrameError(f"not JSON: {exc}") from None
+        return loads_json(data)
+    except InputError as exc:
+        raise FrameError(f"{what}: {exc}") from None
+
+
+def decode_text(data: str, vsn: str) -> Message:
+    frame = _json(data, "text frame")
     if vsn == V1:
         if not isinstance(frame, dict):
             raise FrameError("a 1.0.0 frame is a JSON object")
@@ -117,10 +127,7 @@ def decode_binary(data: bytes) -> Message:
     except UnicodeDecodeError:
         raise FrameError("binary frame header fields must be UTF-8") from None
     if encoding == JSON_ENCODING:
-        try:
-            payload: Any = json.loads(raw) if raw else {}
-        except ValueError as exc:
-            raise FrameError(f"binary frame payload is not JSON: {exc}") from None
+        payload: Any = _json(raw, "binary frame payload") if raw else {}
     elif encoding == BINARY_ENCODING:
         payload = raw
     else:
@@ -128,10 +135,7 @@ def decode_binary(data: bytes) -> Message:
     broadcast: dict[str, Any] = {"type": "broadcast", "event": _text(event, "event"),
                                  "payload": payload}
     if metadata:
-        try:
-            broadcast["meta"] = json.loads(metadata)
-        except ValueError:
-            raise FrameError("binary frame metadata is not JSON") from None
+        broadcast["meta"] = _json(metadata, "binary frame metadata")
     return Message(
         topic=_text(topic, "topic"),
         event="broadcast",

@@ -11,7 +11,7 @@ from aiohttp import web
 from psycopg import sql
 
 from tools.gateway import rpc
-from tools.gateway.app import GATEWAY, gateway_of
+from tools.gateway.app import ANY_TAIL, GATEWAY, gateway_of
 from tools.gateway.errors import PostgrestError, bad_request
 from tools.gateway.postgrest import (
     OBJECT_MEDIA_TYPE,
@@ -208,5 +208,5 @@ class RestModule:
         rest.router.add_get("/{table}", read_table)  # and HEAD
         rest.router.add_route("OPTIONS", "/{table}", preflight)
         rest.router.add_route("*", "/{table}", refuse_table_write)
-        rest.router.add_route("*", "/{tail:.*}", not_served)
+        rest.router.add_route("*", "/" + ANY_TAIL, not_served)
         app.add_subapp("/rest/v1", rest)

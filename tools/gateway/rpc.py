@@ -18,6 +18,7 @@ from psycopg import sql
 
 from tools.gateway.app import gateway_of
 from tools.gateway.errors import PostgrestError, bad_request
+from tools.gateway.limits import InputError, loads_json, read_body
 from tools.gateway.postgrest import (
     OBJECT_MEDIA_TYPE,
     caller_of,
@@ -175,10 +176,15 @@ async def _body_arguments(request: web.Request) -> tuple[dict[str, Any], str]:
                              f"The request's Content-Type {media_type!r} is not supported",
                              hint="Send the arguments as a JSON object (application/json).")
     try:
-        text = (await request.read()).decode("utf-8").strip()
-        parsed = json.loads(text) if text else {}
-    except ValueError:  # also UnicodeDecodeError
-        raise bad_request("Empty or invalid json", code="PGRST102") from None
+        raw = await read_body(request)
+    except InputError as exc:
+        raise PostgrestError(exc.status, "PGRST102", str(exc)) from None
+    try:
+        text = raw.decode("utf-8").strip()
+        parsed = loads_json(text) if text else {}
+    except ValueError as exc:  # InputError, UnicodeDecodeError
+        raise bad_request("Empty or invalid json", code="PGRST102",
+                          details=str(exc)[:200]) from None
     if not isinstance(parsed, dict):
         raise bad_request(
             "The local gateway takes the arguments as one JSON object of named arguments",
@@ -210,11 +216,12 @@ def _query_json(function: Function, arguments: dict[str, str]) -> str:
     for name, value in arguments.items():
         if types[name] in _JSON_TYPES:
             try:
-                converted[name] = json.loads(value)
-            except ValueError:
+                converted[name] = loads_json(value)
+            except InputError as exc:
                 raise PostgrestError(
                     400, "22P02", f"invalid input syntax for type {types[name]}",
-                    details=f"The value of {name!r} is not JSON.") from None
+                    details=f"The value of {name!r} is not JSON the gateway takes: "
+                            f"{str(exc)[:200]}") from None
         else:
             converted[name] = value
     return json.dumps(converted)
