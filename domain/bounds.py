@@ -87,10 +87,11 @@ def _within(value: Any, low: float, high: float) -> bool:
 
 def field_limits(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The bounds of a (bounded, self-contained) object schema as flat checks the SQL
-    ingress can run: one per integer, number or string field, reached through object
-    properties and array items (`[*]`), with the field's name for the error message and a
-    JSON path to its values. Fields under a union other than "T or null" are left to the
-    edge function and the model."""
+    ingress can run: one per object (its required keys, and its only keys when it allows no
+    others) and per integer, number or string field, reached through object properties and
+    array items (`[*]`), with the field's name for the error message and a JSON path to its
+    values. Fields under a union other than "T or null" are left to the edge function and
+    the model."""
     limits: list[dict[str, Any]] = []
     stack: list[tuple[Mapping[str, Any], str, str]] = [(schema, "$", "")]
     while stack:
@@ -98,7 +99,15 @@ def field_limits(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
         node = _non_null(node)
         kind = node.get("type")
         if kind == "object":
-            for key, child in sorted(node.get("properties", {}).items(), reverse=True):
+            properties = node.get("properties", {})
+            shape: dict[str, Any] = {"field": name or "(payload)", "path": path,
+                                     "type": "object"}
+            if node.get("required"):
+                shape["required"] = sorted(node["required"])
+            if node.get("additionalProperties") is False:
+                shape["properties"] = sorted(properties)
+            limits.append(shape)
+            for key, child in sorted(properties.items(), reverse=True):
                 stack.append((child, f'{path}."{_path_key(key)}"', f"{name}.{key}" if name
                               else key))
         elif kind == "array" and isinstance(node.get("items"), Mapping):

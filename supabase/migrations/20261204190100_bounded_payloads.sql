@@ -10,9 +10,10 @@ alter table intent.command_types
   add constraint command_types_limits_array check (jsonb_typeof(payload_limits) = 'array');
 
 -- The first field of `payload` outside `limits` ([{field, path, type, minimum, maximum,
--- exclusiveMinimum, exclusiveMaximum, minLength, maxLength}], path a JSON path to the
--- field's values), as "<field> <what is wrong>", or null when every field is within.
--- A null or absent field is left to the domain's model (required, nullable).
+-- exclusiveMinimum, exclusiveMaximum, minLength, maxLength, required, properties}], path a
+-- JSON path to the field's values), as "<field> <what is wrong>", or null when every field
+-- is within. An object's `required` keys must be present and, when `properties` is given,
+-- no other key; a null value is left to the domain's model (nullable or not).
 create or replace function intent.payload_problem(payload jsonb, limits jsonb) returns text
 language plpgsql
 immutable
@@ -26,10 +27,13 @@ declare
   number_ numeric;
   length_ integer;
   field_ text;
+  key_ text;
+  prefix text;
 begin
   for limit_ in select l from pg_catalog.jsonb_array_elements(limits) as l loop
     field_ := limit_ ->> 'field';
     expected := limit_ ->> 'type';
+    prefix := case when field_ = '(payload)' then '' else field_ || '.' end;
     for value_ in
       select v from pg_catalog.jsonb_path_query(payload, (limit_ ->> 'path')::jsonpath) as v
     loop
@@ -58,6 +62,26 @@ begin
         if number_ >= (limit_ ->> 'exclusiveMaximum')::numeric then
           return pg_catalog.format('%s must be less than %s', field_,
                                    limit_ ->> 'exclusiveMaximum');
+        end if;
+      elsif expected = 'object' then
+        if kind <> 'object' then
+          return pg_catalog.format('%s must be an object', field_);
+        end if;
+        select k into key_
+          from pg_catalog.jsonb_array_elements_text(limit_ -> 'required') as k
+         where not (value_ ? k)
+         limit 1;
+        if key_ is not null then
+          return pg_catalog.format('%s is required', prefix || key_);
+        end if;
+        if limit_ ? 'properties' then
+          select k into key_
+            from pg_catalog.jsonb_object_keys(value_) as k
+           where not ((limit_ -> 'properties') ? k)
+           limit 1;
+          if key_ is not null then
+            return pg_catalog.format('%s is not a known field', prefix || key_);
+          end if;
         end if;
       elsif expected = 'string' then
         if kind <> 'string' then
@@ -170,16 +194,6 @@ begin
                                   max_payload_bytes),
       hint = 'payload_too_large';
   end if;
-  -- Every field within the bounds its model declares (domain.bounds): the one declaration
-  -- the edge function's schema and the domain's model also come from.
-  out_of_bounds := intent.payload_problem(submit_command.payload, known.payload_limits);
-  if out_of_bounds is not null then
-    raise exception using
-      errcode = 'PT400',
-      message = pg_catalog.format('The payload field %s.', out_of_bounds),
-      detail = pg_catalog.split_part(out_of_bounds, ' ', 1),
-      hint = 'malformed';
-  end if;
   raw_id := submit_command.payload -> known.aggregate_id_field;
   if raw_id is null
      or pg_catalog.jsonb_typeof(raw_id) <> 'string'
@@ -191,6 +205,17 @@ begin
       hint = 'malformed';
   end if;
   target_id := (raw_id #>> '{}')::uuid;
+
+  -- Every field within the bounds its model declares (domain.bounds): the one declaration
+  -- the edge function's schema and the domain's model also come from.
+  out_of_bounds := intent.payload_problem(submit_command.payload, known.payload_limits);
+  if out_of_bounds is not null then
+    raise exception using
+      errcode = 'PT400',
+      message = pg_catalog.format('The payload field %s.', out_of_bounds),
+      detail = pg_catalog.split_part(out_of_bounds, ' ', 1),
+      hint = 'malformed';
+  end if;
 
   -- W3C trace context: version-traceid-parentid-flags, lower-case hex; version ff and
   -- all-zero ids are invalid (the same rule as domain.contracts.Metadata).

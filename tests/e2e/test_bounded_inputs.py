@@ -118,6 +118,24 @@ async def test_a_string_longer_than_its_model_allows_is_refused_at_both_paths(
     assert await stored(database_url, people.tenant_a) == 0
 
 
+@pytest.mark.parametrize(
+    ("payload", "field", "says"),
+    [({"quantity": 1, "junk": [[[[1]]]]}, "junk", "is not a known field"),
+     ({}, "quantity", "is required")],
+    ids=["unknown-field", "missing-field"],
+)
+async def test_a_payload_the_model_would_refuse_is_refused_by_the_sql_ingress(
+    gateway: RunningGateway, http: aiohttp.ClientSession, database_url: str,
+    payload: dict[str, Any], field: str, says: str,
+) -> None:
+    people = People()
+    status, answer = await via_rpc(http, gateway, people, "inventory.receive_stock",
+                                   {"item_id": str(uuid4()), **payload})
+    assert (status, answer["hint"], answer["details"]) == (400, "malformed", field), answer
+    assert says in answer["message"]
+    assert await stored(database_url, people.tenant_a) == 0
+
+
 async def test_the_largest_int64_is_accepted_by_the_sql_ingress(
     gateway: RunningGateway, http: aiohttp.ClientSession, database_url: str
 ) -> None:

@@ -59,7 +59,12 @@ def test_a_declared_bound_stays_when_tighter_and_is_clamped_when_wider() -> None
 
 def test_field_limits_reach_nested_objects_array_items_and_optional_fields() -> None:
     limits = {limit["field"]: limit for limit in field_limits(payload_schema(Order, "t.o"))}
-    assert set(limits) == {"note", "ratio", "lines[].sku", "lines[].count", "code"}
+    assert set(limits) == {"(payload)", "note", "ratio", "lines[]", "lines[].sku",
+                           "lines[].count", "code"}
+    assert limits["(payload)"]["required"] == ["code", "lines", "ratio"]
+    assert "properties" not in limits["(payload)"]  # the model allows other keys
+    assert limits["lines[]"]["path"] == '$."lines"[*]'
+    assert limits["lines[]"]["required"] == ["count", "sku"]
     assert limits["lines[].count"]["path"] == '$."lines"[*]."count"'
     assert limits["note"]["maxLength"] == MAX_STRING_LENGTH
     assert limits["ratio"]["type"] == "number"

@@ -107,6 +107,8 @@ def test_rows_are_sorted_with_sorted_roles() -> None:
 def test_a_row_carries_its_payload_limits_with_the_default_bounds() -> None:
     gauge = rows_of(small_registry(with_gauge=True))[-1]
     assert json.loads(gauge.limits) == [
+        {"field": "(payload)", "path": "$", "type": "object",
+         "required": ["gauge_id", "level"]},
         {"field": "gauge_id", "path": '$."gauge_id"', "type": "string"},
         {"field": "level", "path": '$."level"', "type": "integer", "minimum": 0,
          "maximum": 2**63 - 1},
@@ -136,7 +138,7 @@ def test_the_rendered_migration_replaces_the_whole_table_and_carries_its_hash() 
     assert statements[0] == "delete from intent.command_types where true"
     assert statements[1].startswith("insert into intent.command_types")
     assert ("('test.reset', 'test.counter', 'counter_id', array['service_role']::text[], "
-            "'[{\"field\":\"counter_id\"") in text
+            "'[{\"field\":\"(payload)\"") in text
     assert len(statements) == 2
 
 
@@ -233,7 +235,7 @@ def test_check_detects_a_changed_registry_and_says_what_changed(tmp_path: Path) 
     assert lines[0] == f"20300102030405{FILE_SUFFIX} is out of date: the registry's command " \
         "types changed since it was generated:"
     assert "  + test.set_gauge: new (aggregate test.gauge, id field gauge_id, roles " \
-        "authenticated, 2 field limit(s))" in lines
+        "authenticated, 3 field limit(s))" in lines
     assert "  ~ test.reset: roles service_role -> authenticated, service_role" in lines
     assert not any("test.increment" in line for line in lines)
     assert "./run commands generate" in lines[-1]
@@ -244,7 +246,7 @@ def test_check_detects_a_removed_command_type(tmp_path: Path) -> None:
     result = check(tmp_path, small_registry())
     assert not result.ok
     assert "  - test.set_gauge: removed (was aggregate test.gauge, id field gauge_id, roles " \
-        "authenticated, 2 field limit(s))" in result.message.splitlines()
+        "authenticated, 3 field limit(s))" in result.message.splitlines()
 
 
 def test_check_detects_a_hand_edit_and_generate_repairs_it(tmp_path: Path) -> None:

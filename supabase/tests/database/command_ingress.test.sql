@@ -6,7 +6,7 @@
 -- Tenants, users and aggregate ids are fresh random UUIDs kept in custom settings, so rows of
 -- other suites in the same cluster cannot change the counts below.
 begin;
-select plan(88);
+select plan(91);
 
 -- Fixtures ------------------------------------------------------------------------------------
 select set_config('test.tenant_a', gen_random_uuid()::text, true);
@@ -132,11 +132,16 @@ set local role authenticated;
 select pg_temp.claims(current_setting('test.user_a'), current_setting('test.tenant_a'));
 
 select is(
-  public.submit_command(
-    'inventory.register_item',
+  pg_temp.refusal(format($q$select public.submit_command('inventory.register_item', %L)$q$,
     pg_temp.register(current_setting('test.item_a'))
       || jsonb_build_object('tenant_id', current_setting('test.tenant_b'),
-                            'user_id', current_setting('test.user_b')),
+                            'user_id', current_setting('test.user_b')))),
+  'PT400 malformed',
+  'a payload naming a tenant_id and a user_id is refused: the model declares no such fields');
+select is(
+  public.submit_command(
+    'inventory.register_item',
+    pg_temp.register(current_setting('test.item_a')),
     current_setting('test.command_1')::uuid,
     current_setting('test.correlation')::uuid,
     current_setting('test.traceparent')),
@@ -154,10 +159,10 @@ select results_eq(
              'pending')$q$,
   'the row has tenant, user and role from the claims, the target from the registry and payload');
 select is(
-  (select payload ->> 'tenant_id' from intent.commands
+  (select payload from intent.commands
     where command_id = current_setting('test.command_1')::uuid),
-  current_setting('test.tenant_b'),
-  'the payload is stored as sent (the domain refuses fields it does not know)');
+  pg_temp.register(current_setting('test.item_a')),
+  'the payload is stored as sent');
 select is(
   (select metadata - 'occurred_at' from intent.commands
     where command_id = current_setting('test.command_1')::uuid),
@@ -169,7 +174,7 @@ select is(
     'causation_id', null,
     'traceparent', current_setting('test.traceparent'),
     'schema_version', 1),
-  'the metadata names the claims'' tenant, user and role, although the payload names others');
+  'the metadata names the claims'' tenant, user and role');
 select ok(
   (select (metadata ->> 'occurred_at') ~ '^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$'
           and (metadata ->> 'occurred_at')::timestamptz = created_at
@@ -461,6 +466,15 @@ select is(
   pg_temp.refusal(format($q$select public.submit_command('inventory.register_item', %L)$q$,
     pg_temp.register(current_setting('test.item_b')) || '{"sku": ""}')),
   'PT400 malformed', 'an empty sku (min length 1): PT400 malformed');
+select is(
+  pg_temp.refusal(format($q$select public.submit_command('inventory.receive_stock', %L)$q$,
+    jsonb_build_object('item_id', current_setting('test.item_b'), 'quantity', 1,
+                       'junk', '[[[[[[[[1]]]]]]]]'::jsonb))),
+  'PT400 malformed', 'a field the model does not declare: PT400 malformed');
+select is(
+  pg_temp.refusal(format($q$select public.submit_command('inventory.receive_stock', %L)$q$,
+    jsonb_build_object('item_id', current_setting('test.item_b')))),
+  'PT400 malformed', 'a required field missing: PT400 malformed');
 
 -- traceparent
 select is(
