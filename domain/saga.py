@@ -5,6 +5,16 @@ started fires) return its next state and a list of actions; the runtime carries 
 it issues commands (through the same pump as every other command, with ids derived from
 the saga and a key, so a replayed step never issues twice), keeps durable timers, and ends
 the saga. Compensation is just a later step that issues the commands undoing an earlier one.
+
+A saga decides on facts, not on its view of them: its view lags the store (events reach it
+through the router, later, maybe after an outage), so a timer or a reaction must not
+compensate on what the saga has not seen yet. It issues the command that the aggregate may
+refuse (cancel the order) and compensates when the aggregate's event says it happened
+(`order_cancelled`); a refusal leaves the aggregate's other fact to arrive (`order_paid`).
+
+The runtime keeps a saga's history bounded: a long-lived instance continues as new with its
+state, its timers (their fire times, not restarted), the ids of the latest events applied
+and the events not applied yet, so `react` and `on_timer` see nothing of it.
 """
 
 from __future__ import annotations
@@ -114,6 +124,10 @@ class SagaRegistry:
         if not saga.starts_on:
             raise RegistryError(f"saga {saga.name!r} has no event that starts it")
         self._sagas[saga.name] = saga
+
+    def remove(self, name: str) -> None:
+        """Forget a saga (for tests that register one of their own for a while)."""
+        self._sagas.pop(name, None)
 
     def get(self, name: str) -> type[Saga[Any]]:
         try:

@@ -28,6 +28,7 @@ from pump.database import Conn
 from pump.feed import FeedPosition, GlobalFeed
 from pump.logs import log_event
 from pump.saga_contracts import SAGA_EVENT_SIGNAL, SagaStart
+from pump.saga_worker import saga_history_limit
 from pump.saga_workflow import SagaWorkflow
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class SagaRouter:
         sagas: SagaRegistry,
         task_queue: str,
         timer_seconds: Mapping[str, Mapping[str, float]] | None = None,
+        history_limit: int | None = None,
         poll_interval: float = 0.2,
         page_size: int = 200,
     ):
@@ -54,6 +56,9 @@ class SagaRouter:
         self._sagas = sagas
         self._task_queue = task_queue
         self._timer_seconds = timer_seconds or {}
+        # None: INTENT_SAGA_HISTORY_LIMIT, else the default (read here, so a malformed value
+        # stops the router at start like a malformed INTENT_SAGA_TIMERS).
+        self._history_limit = history_limit or saga_history_limit()
         self._poll_interval = poll_interval
         self._page_size = page_size
         self._feed = GlobalFeed(pool)
@@ -118,6 +123,7 @@ class SagaRouter:
                     tenant_id=event.stream.tenant_id,
                     instance=instance,
                     timer_seconds=dict(self._timer_seconds.get(saga.name, {})),
+                    history_limit=self._history_limit,
                 )
                 try:
                     await self._client.start_workflow(

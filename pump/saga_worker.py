@@ -12,6 +12,7 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 from domain.registry import Registry
 from pump.database import Conn
 from pump.saga_activities import SagaActivities
+from pump.saga_contracts import DEFAULT_HISTORY_LIMIT, MIN_HISTORY_LIMIT
 from pump.saga_workflow import SagaWorkflow
 
 DEFAULT_SAGA_QUEUE = "intent-sagas"
@@ -40,6 +41,24 @@ def saga_timer_overrides(raw: str | None = None) -> dict[str, dict[str, float]]:
             )
         found.setdefault(saga, {})[timer] = seconds
     return found
+
+
+def saga_history_limit(raw: str | None = None) -> int:
+    """INTENT_SAGA_HISTORY_LIMIT: history events after which a saga run continues as new
+    (default DEFAULT_HISTORY_LIMIT; at least 50, so a run has room for a step)."""
+    raw = os.environ.get("INTENT_SAGA_HISTORY_LIMIT", "") if raw is None else raw
+    if not raw.strip():
+        return DEFAULT_HISTORY_LIMIT
+    try:
+        limit = int(raw)
+    except ValueError:
+        limit = 0
+    if limit < MIN_HISTORY_LIMIT:
+        raise ValueError(
+            f"INTENT_SAGA_HISTORY_LIMIT: {raw!r} is not a whole number of at least "
+            f"{MIN_HISTORY_LIMIT}"
+        )
+    return limit
 
 
 def build_saga_worker(

@@ -1,12 +1,22 @@
 """One workflow per saga instance hosts its pure definition: events arrive as signals (each
 applied once, by event id), timers are durable workflow timers, and commands are issued by
 an activity that inserts them with ids derived from the step, so that a replayed or retried
-step never issues a command twice."""
+step never issues a command twice.
+
+A long-lived instance keeps its history bounded: past `SagaStart.history_limit` events (or
+when Temporal suggests it) it continues as new between two steps, carrying its state, its
+timers' fire times (not restarted), the latest applied event ids and the events received
+but not applied yet, which the next run applies first. It hands them over rather than
+applying them first, since applying may issue commands, and awaiting those lets yet more
+signals in: under a steady stream the run could never close."""
 
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -24,19 +34,63 @@ with workflow.unsafe.imports_passed_through():
     )
     from pump.saga_contracts import (
         ISSUE_COMMAND,
+        ISSUED_KEPT,
         SAGA_EVENT_SIGNAL,
         SAGA_WORKFLOW,
+        AppliedWindow,
+        FeedSpot,
         IssueRequest,
+        SagaCarry,
         SagaOutcome,
         SagaStart,
     )
+
+
+class AppliedEvents:
+    """Which events a saga applied, bounded: the latest `window` ids, and a floor below which
+    every event counts as applied. The router delivers in feed order, so an event at or
+    before the spot of one that dropped out of the window was delivered (and applied) before
+    it; only a redelivery comes that late. Events with no feed spot are judged by id alone."""
+
+    def __init__(self, window: int, carried: AppliedWindow | None = None) -> None:
+        self._window = window
+        self._latest: OrderedDict[UUID, FeedSpot | None] = OrderedDict(
+            carried.latest if carried else ()
+        )
+        self._floor: FeedSpot | None = carried.floor if carried else None
+        self._trim()
+
+    def first_time(self, event: Event) -> bool:
+        """Record `event` as applied; False if it was (a redelivery: skip it)."""
+        if event.event_id in self._latest:
+            return False
+        spot = _spot(event)
+        if spot is not None and self._floor is not None and spot <= self._floor:
+            return False
+        self._latest[event.event_id] = spot
+        self._trim()
+        return True
+
+    def carry(self) -> AppliedWindow:
+        return AppliedWindow(latest=list(self._latest.items()), floor=self._floor)
+
+    def _trim(self) -> None:
+        while len(self._latest) > self._window:
+            _, dropped = self._latest.popitem(last=False)
+            if dropped is not None and (self._floor is None or dropped > self._floor):
+                self._floor = dropped
+
+
+def _spot(event: Event) -> FeedSpot | None:
+    if event.transaction_id is None or event.position is None:
+        return None
+    return (event.transaction_id, event.position)
 
 
 @workflow.defn(name=SAGA_WORKFLOW)
 class SagaWorkflow:
     def __init__(self) -> None:
         self._inbox: list[Event] = []
-        self._seen: set[str] = set()
 
     @workflow.signal(name=SAGA_EVENT_SIGNAL)
     def event(self, event: Event) -> None:
@@ -45,16 +99,40 @@ class SagaWorkflow:
     @workflow.run
     async def run(self, start: SagaStart) -> SagaOutcome:
         saga = sagas.get(start.saga)
-        state = saga.initial_state()
-        timers: dict[str, float] = {}  # name -> workflow time (seconds) it fires at
-        issued: list[IssueRequest] = []
-        last: Event | None = None
+        carry = start.carry
+        state = saga.state_model.model_validate(carry.state) if carry else saga.initial_state()
+        # name -> workflow time (seconds since the epoch) it fires at
+        timers = {name: at.timestamp() for name, at in carry.timers.items()} if carry else {}
+        applied = AppliedEvents(start.applied_window, carry.applied if carry else None)
+        seen = carry.events_seen if carry else 0
+        issued: list[UUID] = list(carry.issued) if carry else []
+        last: Event | None = carry.last_event if carry else None
+        runs = carry.runs if carry else 1
+        # Events the last run received but did not apply come first (before any signal
+        # this run received already).
+        self._inbox[:0] = carry.pending if carry else []
         outcome: str | None = None
+
+        def handover() -> SagaCarry:
+            return SagaCarry(
+                state=state.model_dump(mode="json"),
+                timers={name: datetime.fromtimestamp(at, UTC) for name, at in timers.items()},
+                applied=applied.carry(),
+                events_seen=seen,
+                issued=issued[-ISSUED_KEPT:],
+                last_event=last,
+                runs=runs + 1,
+                pending=list(self._inbox),
+            )
+
         while outcome is None:
+            # Between steps only: before waiting, and on waking before the next step.
+            await self._continue_if_long(start, handover)
             due = min(timers.values()) if timers else None
             wait = None if due is None else max(0.0, due - workflow.time())
             with contextlib.suppress(TimeoutError):  # a timer is due
                 await workflow.wait_condition(lambda: bool(self._inbox), timeout=wait)
+            await self._continue_if_long(start, handover)
             actions: list[Action] = []
             for name, at in sorted(timers.items(), key=lambda item: item[1]):
                 if at <= workflow.time():
@@ -63,9 +141,9 @@ class SagaWorkflow:
                     actions += fired
             while self._inbox and not any(isinstance(a, Complete) for a in actions):
                 event = self._inbox.pop(0)
-                if str(event.event_id) in self._seen:
+                if not applied.first_time(event):
                     continue
-                self._seen.add(str(event.event_id))
+                seen += 1
                 last = event
                 state, answered = saga.react(state, registry.load_event(event))
                 actions += answered
@@ -85,16 +163,30 @@ class SagaWorkflow:
             saga=start.saga,
             instance=start.instance,
             outcome=outcome,
-            events_seen=len(self._seen),
-            commands_issued=[
-                saga_command_id(start.saga, start.tenant_id, start.instance, request.key)
-                for request in issued
-            ],
+            events_seen=seen,
+            commands_issued=issued[-ISSUED_KEPT:],
+            runs=runs,
+            state=state.model_dump(mode="json"),
         )
+
+    async def _continue_if_long(
+        self, start: SagaStart, carry: Callable[[], SagaCarry]
+    ) -> None:
+        """Continue as new once the history is long, handing over `carry()`. No signal is
+        lost: once every handler has finished, each signal received is in the inbox (which
+        `carry()` takes along), and one that arrives while this run closes makes Temporal
+        refuse the close, so the task runs again with that signal in the inbox."""
+        info = workflow.info()
+        if info.get_current_history_length() < start.history_limit and (
+            not info.is_continue_as_new_suggested()
+        ):
+            return
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        workflow.continue_as_new(start.model_copy(update={"carry": carry()}))
 
     async def _issue(
         self, start: SagaStart, action: IssueCommand, cause: Event | None
-    ) -> IssueRequest:
+    ) -> UUID:
         request = IssueRequest(
             saga=start.saga,
             tenant_id=start.tenant_id,
@@ -115,5 +207,4 @@ class SagaWorkflow:
                 non_retryable_error_types=["InvalidSagaCommand"],
             ),
         )
-        return request
-
+        return saga_command_id(start.saga, start.tenant_id, start.instance, action.key)

@@ -244,8 +244,10 @@ def sagas_command() -> None:
     Events that start a saga start its workflow (one per instance, never twice); the others
     are signalled to the running instance. Delivery is at least once from the router's
     checkpoint; each saga applies an event once. INTENT_SAGA_TIMERS shortens saga timers,
-    e.g. "orders.fulfilment.payment_deadline=30" (seconds). Temporal from TEMPORAL_ADDRESS,
-    TEMPORAL_NAMESPACE and INTENT_SAGA_TASK_QUEUE (default intent-sagas).
+    e.g. "orders.fulfilment.payment_deadline=30" (seconds). INTENT_SAGA_HISTORY_LIMIT (default
+    2,000 events) is when a saga's workflow continues as new, keeping its state and timers.
+    Temporal from TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and INTENT_SAGA_TASK_QUEUE (default
+    intent-sagas).
     """
     from pump.logs import setup_logging
     from pump.runner import run_saga_router
@@ -253,7 +255,7 @@ def sagas_command() -> None:
     setup_logging("sagas")
     try:
         run_saga_router(settings.database().url)
-    except ValueError as exc:  # a malformed INTENT_SAGA_TIMERS
+    except ValueError as exc:  # a malformed INTENT_SAGA_TIMERS or INTENT_SAGA_HISTORY_LIMIT
         err.print(f"[red]intent:[/red] {exc}")
         sys.exit(EXIT_ENVIRONMENT)
 

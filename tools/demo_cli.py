@@ -59,8 +59,9 @@ def demo(url: str | None, short: bool, ready_timeout: float,
       2. Bob's live view hydrates the item from its snapshot plus later events
          (load_aggregate) and follows it on its private Realtime topic
       3. Dana orders and pays: the fulfilment saga reserves stock and completes
-      4. Bob orders and never pays: at the deadline the saga releases the stock and
-         cancels the order (the compensation); the live view shows each step
+      4. Bob orders and never pays: at the deadline the saga cancels the order, and
+         on order_cancelled releases the stock (the compensation); the live view
+         shows each step
       5. Alice reads the stock_levels read model through PostgREST
       6. Carol (tenant Globex) tries the read model, hydration, a command and the
          private topic on Acme's item: each is refused

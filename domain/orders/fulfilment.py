@@ -1,6 +1,9 @@
 """The fulfilment saga: an order reserves its stock, then waits for payment until a
-deadline; when the deadline passes first, it releases the stock (the compensation) and
-cancels the order. A customer's own cancellation releases the stock too."""
+deadline. When the deadline passes first, the saga asks the order to cancel, and releases
+the stock only once the order says it was cancelled (`order_cancelled`): the order, not the
+saga's view of it, decides. A payment the saga has not seen yet makes the order refuse the
+cancel (`already_paid`), and the stock stays reserved for the paid order. A customer's own
+cancellation releases the stock too."""
 
 from __future__ import annotations
 
@@ -16,11 +19,16 @@ from domain.saga import Action, CancelTimer, Complete, IssueCommand, Saga, Start
 
 PAYMENT_DEADLINE = "payment_deadline"
 
+Stage = Literal["new", "awaiting_payment", "cancelling", "done"]
+
 
 class FulfilmentState(BaseModel):
+    """`cancelling`: the deadline passed and the cancel was issued; the order's answer (paid
+    or cancelled) has not reached the saga yet."""
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    stage: Literal["new", "awaiting_payment", "done"] = "new"
+    stage: Stage = "new"
     order_id: UUID | None = None
     item_id: UUID | None = None
 
@@ -55,16 +63,18 @@ class OrderFulfilment(Saga[FulfilmentState]):
                 )
                 return waiting, [reserve, StartTimer(PAYMENT_DEADLINE, cls.payment_deadline)]
             case OrderPaid():
-                if state.stage != "awaiting_payment":
+                # Also after the deadline: the order refused (or will refuse) our cancel.
+                if state.stage not in ("awaiting_payment", "cancelling"):
                     return state, []
-                done = state.model_copy(update={"stage": "done"})
-                return done, [CancelTimer(PAYMENT_DEADLINE), Complete("paid")]
+                return cls._done(state), [*cls._stop_deadline(state), Complete("paid")]
             case OrderCancelled():
-                if state.stage != "awaiting_payment":
+                # The fact that allows the compensation, whoever asked for the cancel.
+                if state.stage not in ("awaiting_payment", "cancelling"):
                     return state, []
-                done = state.model_copy(update={"stage": "done"})
-                return done, [CancelTimer(PAYMENT_DEADLINE), cls._release(state),
-                              Complete("cancelled")]
+                outcome = "expired" if state.stage == "cancelling" else "cancelled"
+                return cls._done(state), [
+                    *cls._stop_deadline(state), cls._release(state), Complete(outcome)
+                ]
             case _:
                 return state, []
 
@@ -72,6 +82,8 @@ class OrderFulfilment(Saga[FulfilmentState]):
     def on_timer(
         cls, state: FulfilmentState, timer: str
     ) -> tuple[FulfilmentState, Sequence[Action]]:
+        """The deadline only asks: the stock is released on the order's `order_cancelled`,
+        never here, since a payment may be committed that the saga has not seen yet."""
         if timer != PAYMENT_DEADLINE or state.stage != "awaiting_payment":
             return state, []
         cancel = IssueCommand(
@@ -79,8 +91,15 @@ class OrderFulfilment(Saga[FulfilmentState]):
             {"order_id": str(state.order_id), "reason": "payment deadline passed"},
             key="cancel",
         )
-        done = state.model_copy(update={"stage": "done"})
-        return done, [cls._release(state), cancel, Complete("expired")]
+        return state.model_copy(update={"stage": "cancelling"}), [cancel]
+
+    @classmethod
+    def _done(cls, state: FulfilmentState) -> FulfilmentState:
+        return state.model_copy(update={"stage": "done"})
+
+    @classmethod
+    def _stop_deadline(cls, state: FulfilmentState) -> list[Action]:
+        return [CancelTimer(PAYMENT_DEADLINE)] if state.stage == "awaiting_payment" else []
 
     @classmethod
     def _release(cls, state: FulfilmentState) -> IssueCommand:

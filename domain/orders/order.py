@@ -45,7 +45,7 @@ class Order(Aggregate[OrderState]):
             case CancelOrder(order_id=order_id, reason=reason):
                 if state.status == "new":
                     raise DomainRejection("order_not_placed", "no such order was placed")
-                if state.status == "paid":
+                if state.status == "paid":  # the fulfilment saga's deadline relies on it
                     raise DomainRejection("already_paid", "a paid order cannot be cancelled")
                 if state.status == "cancelled":
                     return []

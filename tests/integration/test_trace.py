@@ -45,7 +45,7 @@ async def test_a_saga_chain_carries_one_correlation_id_and_each_step_its_cause(
     pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment
 ) -> None:
     # An unpaid order: placed (1), the saga reserves (2), the deadline passes and the saga
-    # releases the stock and cancels the order (3).
+    # cancels the order (3), and on its order_cancelled releases the stock (4).
     async with running_stack(pool, database_url, temporal_env, deadline=1.0) as client:
         item, setup = await stocked_item(pool, on_hand=10)
         await wait_terminal(pool, setup, seconds=30)
@@ -73,8 +73,8 @@ async def test_a_saga_chain_carries_one_correlation_id_and_each_step_its_cause(
     # Events are caused by their command; the saga's commands by the event it reacted to.
     assert by_type["orders.order_placed"][2] == placed
     assert commands[step(order, "reserve")][2] == placed_event
-    assert commands[step(order, "release")][2] == placed_event
     assert commands[step(order, "cancel")][2] == placed_event
+    assert commands[step(order, "release")][2] == by_type["orders.order_cancelled"][0]
     assert by_type["inventory.stock_reserved"][2] == step(order, "reserve")
     assert by_type["inventory.stock_released"][2] == step(order, "release")
     assert by_type["orders.order_cancelled"][2] == step(order, "cancel")
@@ -87,10 +87,12 @@ async def test_a_saga_chain_carries_one_correlation_id_and_each_step_its_cause(
     (placed_node,) = tree["children"]
     assert placed_node["type"] == "orders.order_placed"
     saga_steps = {UUID(c["id"]): c for c in placed_node["children"]}
-    assert set(saga_steps) == {step(order, "reserve"), step(order, "release"),
-                               step(order, "cancel")}
-    assert [e["type"] for e in saga_steps[step(order, "cancel")]["children"]] == [
-        "orders.order_cancelled"]
+    assert set(saga_steps) == {step(order, "reserve"), step(order, "cancel")}
+    (cancelled,) = saga_steps[step(order, "cancel")]["children"]
+    assert cancelled["type"] == "orders.order_cancelled"
+    (release,) = cancelled["children"]
+    assert UUID(release["id"]) == step(order, "release")
+    assert [e["type"] for e in release["children"]] == ["inventory.stock_released"]
 
     text = intent_trace(database_url, str(correlation))
     assert text.returncode == 0

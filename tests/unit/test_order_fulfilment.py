@@ -1,4 +1,5 @@
-"""The fulfilment saga as a pure definition, and the saga registry's rules."""
+"""The fulfilment saga as a pure definition (given/when/then), the order's rule it relies on
+(a paid order refuses a cancel), and the saga registry's rules."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ from uuid import uuid4
 import pytest
 from pydantic import BaseModel
 
-from domain.errors import RegistryError
-from domain.orders import FulfilmentState, OrderCancelled, OrderFulfilment, OrderPaid, OrderPlaced
+from domain.errors import DomainRejection, RegistryError
+from domain.orders import (
+    CancelOrder,
+    ConfirmPayment,
+    FulfilmentState,
+    Order,
+    OrderCancelled,
+    OrderFulfilment,
+    OrderPaid,
+    OrderPlaced,
+    OrderState,
+)
 from domain.orders.fulfilment import PAYMENT_DEADLINE
 from domain.saga import (
     CancelTimer,
@@ -49,27 +60,87 @@ def test_payment_before_the_deadline_completes_without_compensation() -> None:
     assert state.stage == "done"
 
 
-def test_the_deadline_releases_the_stock_and_cancels_the_order() -> None:
-    _, state = placed()
+def deadline_passed() -> tuple[OrderPlaced, FulfilmentState]:
+    event, state = placed()
+    state, _ = OrderFulfilment.on_timer(state, PAYMENT_DEADLINE)
+    return event, state
+
+
+def test_the_deadline_asks_the_order_to_cancel_and_releases_nothing_yet() -> None:
+    # given a placed order whose stock the saga reserved
+    event, state = placed()
+    # when the payment deadline passes
     state, actions = OrderFulfilment.on_timer(state, PAYMENT_DEADLINE)
-    assert [a.command_type for a in actions if isinstance(a, IssueCommand)] == [
-        "inventory.release_stock", "orders.cancel_order",
+    # then the saga only asks the order to cancel, and waits for its answer
+    assert actions == [
+        IssueCommand(
+            "orders.cancel_order",
+            {"order_id": str(event.order_id), "reason": "payment deadline passed"},
+            key="cancel",
+        )
     ]
-    assert actions[-1] == Complete("expired")
+    assert state.stage == "cancelling"
+
+
+def test_the_order_cancelled_after_the_deadline_releases_the_stock() -> None:
+    # given the deadline passed and the saga asked for the cancel
+    event, state = deadline_passed()
+    # when the order says it was cancelled
+    state, actions = OrderFulfilment.react(
+        state, OrderCancelled(order_id=event.order_id, reason="payment deadline passed")
+    )
+    # then (only now) the stock is released, and the saga ends as expired
+    assert actions == [
+        IssueCommand(
+            "inventory.release_stock",
+            {"item_id": str(event.item_id), "order_id": str(event.order_id)},
+            key="release",
+        ),
+        Complete("expired"),
+    ]
     assert state.stage == "done"
+
+
+def test_a_payment_the_saga_sees_after_the_deadline_keeps_the_reservation() -> None:
+    # given the deadline passed before the (already committed) payment reached the saga
+    event, state = deadline_passed()
+    # when the payment arrives (the order refuses the saga's cancel: already_paid)
+    state, actions = OrderFulfilment.react(state, OrderPaid(order_id=event.order_id))
+    # then the saga completes as paid, with no release of the paid order's stock
+    assert actions == [Complete("paid")]
+    assert state.stage == "done"
+    # and the deadline firing again changes nothing
+    assert OrderFulfilment.on_timer(state, PAYMENT_DEADLINE) == (state, [])
+
+
+def test_a_deadline_never_releases_stock_whatever_came_before() -> None:
+    # given any stage of the saga
+    event, awaiting = placed()
+    _, cancelling = deadline_passed()
+    done, _ = OrderFulfilment.react(awaiting, OrderPaid(order_id=event.order_id))
+    for state in (OrderFulfilment.initial_state(), awaiting, cancelling, done):
+        # when the deadline fires
+        _, actions = OrderFulfilment.on_timer(state, PAYMENT_DEADLINE)
+        # then no command releases stock: that waits for the order's order_cancelled
+        assert not [a for a in actions if isinstance(a, IssueCommand)
+                    and a.command_type == "inventory.release_stock"]
 
 
 def test_a_customer_cancellation_releases_the_stock() -> None:
     event, state = placed()
-    _, actions = OrderFulfilment.react(
+    state, actions = OrderFulfilment.react(
         state, OrderCancelled(order_id=event.order_id, reason="changed my mind")
     )
-    assert IssueCommand(
-        "inventory.release_stock",
-        {"item_id": str(event.item_id), "order_id": str(event.order_id)},
-        key="release",
-    ) in actions
-    assert actions[-1] == Complete("cancelled")
+    assert actions == [
+        CancelTimer(PAYMENT_DEADLINE),
+        IssueCommand(
+            "inventory.release_stock",
+            {"item_id": str(event.item_id), "order_id": str(event.order_id)},
+            key="release",
+        ),
+        Complete("cancelled"),
+    ]
+    assert state.stage == "done"
 
 
 def test_events_out_of_place_change_nothing() -> None:
@@ -79,6 +150,39 @@ def test_events_out_of_place_change_nothing() -> None:
     fresh = OrderFulfilment.initial_state()
     assert OrderFulfilment.react(fresh, OrderPaid(order_id=event.order_id)) == (fresh, [])
     assert OrderFulfilment.on_timer(fresh, PAYMENT_DEADLINE) == (fresh, [])
+
+
+def order_history(*events: BaseModel) -> OrderState:
+    state = Order.initial_state()
+    for event in events:
+        state = Order.evolve(state, event)
+    return state
+
+
+def test_a_paid_order_refuses_to_be_cancelled() -> None:
+    # given a placed and paid order
+    order_id, item_id = uuid4(), uuid4()
+    state = order_history(OrderPlaced(order_id=order_id, item_id=item_id, quantity=2),
+                          OrderPaid(order_id=order_id))
+    # when the saga (or anyone) asks to cancel it
+    # then the order refuses, with a stable code
+    with pytest.raises(DomainRejection) as refused:
+        Order.decide(CancelOrder(order_id=order_id, reason="payment deadline passed"), state)
+    assert refused.value.code == "already_paid"
+
+
+def test_an_unpaid_order_is_cancelled_and_a_later_payment_refused() -> None:
+    # given a placed order, not paid
+    order_id = uuid4()
+    state = order_history(OrderPlaced(order_id=order_id, item_id=uuid4(), quantity=2))
+    # when it is cancelled
+    events = Order.decide(CancelOrder(order_id=order_id, reason="deadline"), state)
+    # then it records the cancellation, and refuses a payment after it
+    assert events == [OrderCancelled(order_id=order_id, reason="deadline")]
+    with pytest.raises(DomainRejection) as refused:
+        Order.decide(ConfirmPayment(order_id=order_id), order_history(
+            OrderPlaced(order_id=order_id, item_id=uuid4(), quantity=2), *events))
+    assert refused.value.code == "order_cancelled"
 
 
 def test_instances_are_named_by_order() -> None:

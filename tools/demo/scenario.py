@@ -208,8 +208,8 @@ class Story:
                  "stay reserved for Dana")
 
     async def unpaid_order(self, item: str, live: LiveAggregate[ItemState]) -> None:
-        self.step("Bob orders 2 lamps and never pays: at the deadline the saga releases "
-                  "the stock and cancels the order (compensation)")
+        self.step("Bob orders 2 lamps and never pays: at the deadline the saga cancels the "
+                  "order, and on order_cancelled releases the stock (compensation)")
         order = str(uuid4())
         before = live.version
         placed = await self.send(self.bob, {"type": "orders.place_order", "payload": {
@@ -221,7 +221,8 @@ class Story:
         if UUID(order) in live.state.reservations:
             raise DemoStepError("the expired order still holds stock")
         c = await self.client(self.bob)
-        # The release and the cancel are two commands: the cancel may come a moment later.
+        # The cancel comes first and the release follows its event: by the time the stock is
+        # back the order is cancelled, but its event is read through another path.
         deadline = time.monotonic() + 10
         while "orders.order_cancelled" not in (events := await _event_types(c, "orders.order",
                                                                             order)):
