@@ -3,7 +3,6 @@ router and the gateway (with the edge functions under Deno) in one foreground co
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -15,7 +14,7 @@ from typing import NoReturn
 import click
 
 from tools import local_keys, settings
-from tools.dev import database
+from tools.dev import database, record
 from tools.dev.stack import (
     DEFAULT_DB_PORT,
     DEFAULT_GATEWAY_PORT,
@@ -107,17 +106,19 @@ def banner(config: DevConfig) -> list[str]:
     ]
 
 
-def write_pids(config: DevConfig, up: database.DatabaseUp | None, children: dict[str, int]) -> None:
-    """What runs now, by PID, for scripts and tests that must know what to stop."""
-    record = {
-        "dev": os.getpid(),
-        "postgres": up.cluster.pid() if up else None,
-        "postgres_started_by_dev": bool(up and up.started_here),
-        "processes": children,
-    }
-    tmp = config.pid_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2) + "\n")
-    tmp.replace(config.pid_file)
+def write_record(config: DevConfig, keeper: database.Keeper,
+                 supervisor: Supervisor | None) -> None:
+    """What runs now, by PID and state, for scripts and tests that must know what to stop,
+    and for `intent status` (what is restarting)."""
+    record.write(config.pid_file, record.DevRecord(
+        dev=os.getpid(),
+        postgres=keeper.pid,
+        postgres_started_by_dev=keeper.restart,
+        postgres_state=keeper.state,
+        db_port=config.db_port,
+        processes=supervisor.pids() if supervisor else {},
+        states=supervisor.states() if supervisor else {},
+    ))
 
 
 HELP = f"""Run the whole local stack in the foreground until Ctrl-C, SIGTERM or SIGHUP.
@@ -145,6 +146,13 @@ A process that dies is reported (exit code, last log lines) and restarted after 
 backoff (0.5 s doubling to 15 s); one that dies 5 times in a row, each within 10 s of
 starting, is given up on: everything is stopped and the exit code is 1.
 
+PostgreSQL is watched too. When it goes away, one that `intent dev` started is started
+again (with the same backoff, given up on after 5 quick failures); one that was already
+running is waited for, however long, until whoever started it brings it back. Meanwhile
+the processes that need it are not given up on: one that dies then (or within 10 s of the
+database's return) is restarted without counting, once the database serves again; each
+state is in <state>/dev.json, which `intent status` reads.
+
 Stopping (Ctrl-C, SIGTERM, SIGHUP) goes in reverse order, each process by its PID:
 SIGTERM, at most --stop-timeout seconds, then SIGKILL. PostgreSQL is stopped too when
 `intent dev` started it; one that was already running (e.g. from `intent db start`) is
@@ -155,8 +163,8 @@ TEMPORAL_ADDRESS in the environment are ignored: the children get the stack's ow
 \b
 Exit codes:
   0    stopped cleanly by Ctrl-C, SIGTERM or SIGHUP
-  1    a process was given up on or never became healthy, PostgreSQL went away,
-       or a migration failed
+  1    a process was given up on or never became healthy, PostgreSQL could not be
+       started again, or a migration failed
   2    bad usage
   3    the environment is not usable (a port in use, a missing program, the cluster
        running on another port), found before anything starts
@@ -233,17 +241,24 @@ def run_stack(
         how = "already running (left running at exit)"
     else:
         how = "taken over" if leftover == up.cluster.pid() else "started"
-    say(f"postgres: {how}, pid {up.cluster.pid()}; "
-        f"{len(up.migrations.applied)} migration(s) applied")
     postgres_pid = up.cluster.pid()
+    say(f"postgres: {how}, pid {postgres_pid}; "
+        f"{len(up.migrations.applied)} migration(s) applied")
 
+    supervisor: Supervisor | None = None
+
+    def changed() -> None:
+        write_record(config, keeper, supervisor)
+
+    keeper = database.Keeper(
+        up.cluster, pid=postgres_pid, restart=up.started_here, say=say,
+        start_timeout=ready_timeout, on_change=changed,
+    )
     supervisor = Supervisor(
         plan(config), logs_dir=config.logs_dir, say=say, ready_timeout=ready_timeout,
-        stop_timeout=stop_timeout,
-        on_pids=lambda children: write_pids(config, up, children),
-        watchdog=lambda: database.gone(up.cluster, postgres_pid),
+        stop_timeout=stop_timeout, on_change=changed, database=keeper,
     )
-    write_pids(config, up, {})
+    changed()
     outcome = Outcome.INTERRUPTED
     try:
         outcome = supervisor.start_all(stop)
@@ -263,10 +278,10 @@ def run_stack(
             say(f"dev: {signal.Signals(stop.signal).name} received, stopping everything")
         supervisor.stop_all()
         if up.started_here:
-            say(f"postgres: stopping pid {postgres_pid}")
+            say(f"postgres: stopping pid {keeper.pid}")
             try:
-                up.cluster.stop(timeout=int(max(stop_timeout, 5)))
-                say("postgres: stopped")
+                stopped = keeper.stop(timeout=int(max(stop_timeout, 5)))
+                say("postgres: stopped" if stopped else "postgres: was not running")
             except ClusterError as exc:
                 say(f"postgres: {exc}")
         config.pid_file.unlink(missing_ok=True)

@@ -180,16 +180,19 @@ class LocalCluster:
             )
         shutil.chown(self.data_dir, user=SERVER_USER, group=SERVER_USER)
 
-    def start(self, timeout: int = 60) -> None:
+    def start(self, timeout: int = 60, *, wait: bool = True) -> None:
+        """Start the server; `wait=False` returns once it is launched (a supervisor that
+        must keep looking at its other processes polls for it instead)."""
         if self.running():
             return
         self._check_port_free()
+        waiting = ["-w", "-t", str(timeout)] if wait else ["-W"]
         _run(
             [
                 str(pg_bindir() / "pg_ctl"), "start",
                 "-D", str(self.data_dir),
                 "-l", str(self.log_file),
-                "-w", "-t", str(timeout),
+                *waiting,
                 "-o", f"-p {self.port}",
             ],
             "starting PostgreSQL",

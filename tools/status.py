@@ -8,12 +8,15 @@ script can act on the exit code and a person on the text.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.conninfo import conninfo_to_dict
 
 from projections.metadata import Projection
 from pump.gauges import HeldBack, read_held_back, read_lag
@@ -69,6 +72,62 @@ class Sagas:
 
 
 @dataclass
+class DevStack:
+    """What the local `intent dev` that runs this database says it is doing (its dev.json):
+    PostgreSQL's state ("up", "restarting", "waiting") and each process's ("ready",
+    "starting", "restarting", "waiting for postgres")."""
+
+    pid: int
+    postgres: str
+    processes: dict[str, str]
+    updated_at: str
+
+    def notes(self) -> list[str]:
+        """One line per thing that is not serving, e.g. "postgres is restarting"."""
+        lines = [] if self.postgres == "up" else [_POSTGRES_NOTES.get(
+            self.postgres, f"postgres is {self.postgres}")]
+        lines += [f"{name} is {state}" for name, state in self.processes.items()
+                  if state != "ready"]
+        return lines
+
+
+_POSTGRES_NOTES = {
+    "restarting": "postgres is restarting",
+    "waiting": "postgres is down and waited for (`intent dev` did not start it, so it "
+               "does not restart it: start it again, e.g. with `intent db start`)",
+    "lost": "postgres could not be restarted (`intent dev` is stopping)",
+}
+
+
+def read_dev_stack(state_dir: Path, database_url: str) -> DevStack | None:
+    """The state of a running `intent dev` whose database is `database_url` (on this
+    machine, its port), or None: no dev.json, a dev that is gone, another database."""
+    from tools.dev import record
+
+    found = record.read(state_dir / "dev.json")
+    if found is None or not _running(found.dev):
+        return None
+    try:
+        params = conninfo_to_dict(database_url)
+    except Exception:  # not a URL psycopg reads: not ours to describe
+        return None
+    host, port = str(params.get("host") or "localhost"), str(params.get("port") or "5432")
+    if host not in {"127.0.0.1", "localhost", "::1"} or port != str(found.db_port):
+        return None
+    return DevStack(found.dev, found.postgres_state, dict(found.states), found.updated_at)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass
 class StatusReport:
     database: str
     commands: Commands
@@ -80,6 +139,7 @@ class StatusReport:
     sagas: Sagas | None
     stuck_after_seconds: float
     held_back_warn_seconds: float
+    dev: DevStack | None = None
 
     @property
     def attention(self) -> list[str]:
@@ -99,6 +159,8 @@ class StatusReport:
             notes.append(f"{self.commands.failed_last_hour} command(s) failed in the last hour")
         if self.sagas is not None and not self.sagas.reachable:
             notes.append(f"Temporal not reachable: {self.sagas.error}")
+        if self.dev is not None:
+            notes += [f"intent dev (pid {self.dev.pid}): {note}" for note in self.dev.notes()]
         return notes
 
     def as_json(self) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 if TYPE_CHECKING:
-    from tools.status import StatusReport
+    from tools.status import DevStack, StatusReport
 
 EXIT_ATTENTION = 1
 EXIT_ENVIRONMENT = 3
@@ -57,11 +57,14 @@ def status(
     held back    the oldest open transaction with an id: no feed follower passes it
     sagas        running saga workflows by saga, from Temporal (skipped with
                  --no-temporal; an unreachable Temporal is reported, not fatal)
+    intent dev   when a local `intent dev` runs this database: what of it is not
+                 serving (postgres restarting, a process waiting for postgres), from
+                 its <state>/dev.json; said also when the database cannot be reached
 
     Reads only; works on any database Intent's migrations were applied to. Exit 0 when
     nothing needs attention, 1 when something does (a stuck batch, a stopped follower,
-    a long-held feed, failures in the last hour, Temporal unreachable), 3 when the
-    database cannot be reached.
+    a long-held feed, failures in the last hour, Temporal unreachable, a process of
+    `intent dev` not serving), 3 when the database cannot be reached.
     """
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     report = asyncio.run(_run(database_url, temporal_address, namespace, no_temporal,
@@ -88,11 +91,18 @@ async def _run(
     import psycopg
 
     from projections.app import catalog
-    from tools import cli_database
-    from tools.status import read_sagas, read_status
+    from tools import cli_database, settings
+    from tools.status import read_dev_stack, read_sagas, read_status
 
     url, shown = cli_database.resolve(database_url, err)
-    conn = await cli_database.connect(url, shown, err)
+    dev = read_dev_stack(settings.state_dir(), url)
+    try:
+        conn = await cli_database.connect(url, shown, err)
+    except SystemExit:
+        # Unreachable: it said so, and exits 3. Say why, when `intent dev` knows.
+        if dev is not None:
+            _say_dev_unreachable(err, dev)
+        raise
     try:
         report = await read_status(
             conn, list(catalog), database=shown,
@@ -105,9 +115,16 @@ async def _run(
         sys.exit(EXIT_ENVIRONMENT)
     finally:
         await conn.close()
+    report.dev = read_dev_stack(settings.state_dir(), url)  # as of now, not the start
     if not no_temporal:
         report.sagas = await read_sagas(temporal_address, namespace)
     return report
+
+
+def _say_dev_unreachable(err: Console, dev: DevStack) -> None:
+    notes = dev.notes() or ["every process says it is ready"]
+    err.print(f"[red]intent:[/red] `intent dev` (pid {dev.pid}) runs this database: "
+              f"{escape('; '.join(notes))} (as of {dev.updated_at}); try again in a moment")
 
 
 def _seconds(value: float | None) -> str:
@@ -169,6 +186,10 @@ def _print(report: StatusReport) -> None:
         out.print(f"[bold]sagas running[/bold] {running or 'none'}{more}")
         states = "  ".join(f"{state} {n:,}" for state, n in sagas.by_state.items())
         out.print(f"[bold]sagas by state[/bold] {states}")
+    if report.dev is not None:
+        states = ", ".join(f"{name} {state}" for name, state in report.dev.processes.items())
+        out.print(f"[bold]intent dev[/bold] pid {report.dev.pid}: postgres "
+                  f"{report.dev.postgres}; {escape(states)}")
     if report.attention:
         out.print("[bold red]needs attention[/bold red]")
         for note in report.attention:

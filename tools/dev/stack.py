@@ -69,6 +69,9 @@ class ProcessSpec:
     argv: tuple[str, ...]
     health: Health
     env: Mapping[str, str] = field(default_factory=dict)
+    # It cannot work without PostgreSQL: while the database is down, its deaths are not
+    # counted against it and its restart waits until the database is back.
+    needs_database: bool = False
 
 
 @dataclass(frozen=True)
@@ -176,18 +179,20 @@ def plan(config: DevConfig) -> list[ProcessSpec]:
         return ReadyFile(config.state_dir / "ready" / name)
 
     return [
+        # Temporal keeps its own data (SQLite): it does not need PostgreSQL.
         ProcessSpec("temporal", temporal_argv(config),
                     TemporalReady(config.temporal_address, config.temporal_namespace,
                                   str(config.temporal_binary)), env),
         # Each command writes its ready file once it is connected and serving.
-        ProcessSpec("worker", intent("worker"), ready("worker"), env),
-        ProcessSpec("pump", intent("pump"), ready("pump"), env),
-        ProcessSpec("projections", intent("projections", "run"), ready("projections"), env),
-        ProcessSpec("sagas", intent("sagas"), ready("sagas"), env),
+        ProcessSpec("worker", intent("worker"), ready("worker"), env, needs_database=True),
+        ProcessSpec("pump", intent("pump"), ready("pump"), env, needs_database=True),
+        ProcessSpec("projections", intent("projections", "run"), ready("projections"), env,
+                    needs_database=True),
+        ProcessSpec("sagas", intent("sagas"), ready("sagas"), env, needs_database=True),
         ProcessSpec("gateway",
                     intent("gateway", "--port", str(config.gateway_port),
                            "--database-url", config.database_url),
-                    PortOpen(config.gateway_port), env),
+                    PortOpen(config.gateway_port), env, needs_database=True),
     ]
 
 
@@ -230,10 +235,12 @@ def port_problems(ports: Sequence[PortOption], *, ours: frozenset[int] = frozens
 
 @dataclass(frozen=True)
 class Restart:
-    """Start the process again after `delay` seconds; `streak` quick failures so far."""
+    """Start the process again after `delay` seconds; `streak` quick failures so far (the
+    give-up budget), `excused` deaths in a row that did not count (the database was down)."""
 
     delay: float
     streak: int
+    excused: int = 0
 
 
 @dataclass(frozen=True)
@@ -255,13 +262,47 @@ class RestartPolicy:
     quick_run: float = 10.0
     max_quick_failures: int = 5
 
-    def decide(self, streak: int, ran_for: float) -> Restart | GiveUp:
+    def decide(
+        self, streak: int, ran_for: float, *, excused: int = 0, blameless: bool = False
+    ) -> Restart | GiveUp:
         """After a death: `streak` is the count of quick failures just before this one,
-        `ran_for` how long this run lasted (seconds)."""
+        `ran_for` how long this run lasted (seconds). `blameless`: it died while what it
+        needs was down (the database), so it is restarted, backing off on `excused` (the
+        blameless deaths just before this one), and the give-up budget is left as it was:
+        a process must not be given up on for an outage it cannot help."""
         if ran_for >= self.quick_run:
             return Restart(delay=self.first_delay, streak=0)
+        if blameless:
+            return Restart(delay=self._backoff(excused + 1), streak=streak, excused=excused + 1)
         streak += 1
         if streak >= self.max_quick_failures:
             return GiveUp(streak)
-        delay = min(self.max_delay, self.first_delay * self.factor ** (streak - 1))
-        return Restart(delay=delay, streak=streak)
+        return Restart(delay=self._backoff(streak), streak=streak)
+
+    def _backoff(self, failures: int) -> float:
+        return min(self.max_delay, self.first_delay * self.factor ** (failures - 1))
+
+
+@dataclass(frozen=True)
+class DatabaseHealthy:
+    """PostgreSQL serves (its postmaster runs and says it is ready)."""
+
+    pid: int
+
+
+@dataclass(frozen=True)
+class DatabaseDown:
+    """PostgreSQL is not serving, and is being brought back (`state`: "restarting" when
+    `intent dev` restarts it, "waiting" when it waits for whoever started it)."""
+
+    state: str
+
+
+@dataclass(frozen=True)
+class DatabaseLost:
+    """PostgreSQL could not be brought back: the stack fails with this message."""
+
+    message: str
+
+
+DatabaseState = DatabaseHealthy | DatabaseDown | DatabaseLost

@@ -2,6 +2,10 @@
 the ones that die (with backoff, giving up on one that keeps dying) and stop them all in
 reverse order, each by its PID: SIGTERM, a bounded wait, then SIGKILL.
 
+While the database is down (as a `database` callable reports it), the processes that need
+it are not held to the give-up budget: one that dies then, or soon after the database is
+back, is restarted without counting, and its restart waits until the database serves again.
+
 Children run in process groups of their own, so a Ctrl-C typed in the terminal reaches only
 `intent dev`, which then stops them in order; each child also gets SIGTERM from the kernel
 if `intent dev` itself dies (PR_SET_PDEATHSIG), so none outlives it unnoticed.
@@ -24,6 +28,10 @@ from pathlib import Path
 
 from pump.readiness import READY_FILE_VARIABLE, ready_pid
 from tools.dev.stack import (
+    DatabaseDown,
+    DatabaseHealthy,
+    DatabaseLost,
+    DatabaseState,
     GiveUp,
     Health,
     LogLine,
@@ -124,7 +132,10 @@ class Child:
     ready: bool = False
     ready_deadline: float = 0.0
     streak: int = 0
+    excused: int = 0
     restart_at: float | None = None
+    # Dead, and restarted only once the database serves again.
+    waiting_for_database: bool = False
     starts: int = 0
 
     @property
@@ -133,6 +144,16 @@ class Child:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
+
+    def state(self) -> str:
+        """One word or two for `intent status` (via dev.json)."""
+        if self.waiting_for_database:
+            return "waiting for postgres"
+        if self.restart_at is not None:
+            return "restarting"
+        if self.proc is None:
+            return "not started"
+        return "ready" if self.ready else "starting"
 
 
 class Supervisor:
@@ -147,20 +168,25 @@ class Supervisor:
         policy: RestartPolicy | None = None,
         ready_timeout: float = 120.0,
         stop_timeout: float = 15.0,
-        on_pids: Callable[[dict[str, int]], None] | None = None,
-        watchdog: Callable[[], str | None] | None = None,
+        on_change: Callable[[], None] | None = None,
+        database: Callable[[], DatabaseState] | None = None,
     ) -> None:
-        """`watchdog` is asked about once a second whether something outside the children
-        (the database) is gone; a message means yes, and the stack fails."""
+        """`on_change` is called whenever a PID or a state changes (to record them).
+        `database` is asked about once a second (at every look while it is down, and at
+        once when a child dies) how the database is; DatabaseLost fails the stack."""
         self.children = [Child(spec, logs_dir / f"{spec.name}.log") for spec in specs]
         self._logs_dir = logs_dir
         self._say = say
         self._policy = policy or RestartPolicy()
         self._ready_timeout = ready_timeout
         self._stop_timeout = stop_timeout
-        self._on_pids = on_pids
-        self._watchdog = watchdog
-        self._next_watchdog = 0.0
+        self._on_change = on_change
+        self._database = database
+        self._next_database_check = 0.0
+        self.database_serving = True
+        # When the database was last seen down, and when it came back (monotonic).
+        self._database_down_at: float | None = None
+        self._database_back_at: float | None = None
         self.failure: str | None = None
 
     # -- running ------------------------------------------------------------------------
@@ -170,7 +196,13 @@ class Supervisor:
         for child in self.children:
             if stopping():
                 return Outcome.INTERRUPTED
-            self._spawn(child)
+            self._check_database(time.monotonic())
+            if self.failure is not None:
+                return Outcome.FAILED
+            if child.spec.needs_database and not self.database_serving:
+                self._hold(child)  # started by tick() once the database is back
+            else:
+                self._spawn(child)
             while not child.ready:
                 self.tick()
                 if self.failure is not None:
@@ -192,12 +224,24 @@ class Supervisor:
     def pids(self) -> dict[str, int]:
         return {c.name: c.proc.pid for c in self.children if c.proc is not None and c.alive()}
 
+    def states(self) -> dict[str, str]:
+        return {c.name: c.state() for c in self.children}
+
     def tick(self) -> None:
-        """Look at every child once: restarts due, deaths, health, timeouts."""
+        """Look at the database when due (or when a child died: was it down?), then at every
+        child once: restarts due, deaths, health, timeouts."""
         now = time.monotonic()
+        died = any(c.proc is not None and c.proc.poll() is not None for c in self.children)
+        if died or now >= self._next_database_check:
+            self._check_database(now)
         for child in self.children:
             if self.failure is not None:
                 return
+            if child.waiting_for_database:
+                if self.database_serving:
+                    child.waiting_for_database = False
+                    self._spawn(child)
+                continue
             if child.restart_at is not None:
                 if now >= child.restart_at:
                     child.restart_at = None
@@ -210,11 +254,34 @@ class Supervisor:
                 self._died(child, code)
             elif not child.ready:
                 self._check_health(child)
-        if self._watchdog is not None and now >= self._next_watchdog and self.failure is None:
-            self._next_watchdog = now + 1.0
-            problem = self._watchdog()
-            if problem is not None:
-                self._fail(problem)
+
+    def _check_database(self, now: float) -> None:
+        if self._database is None or self.failure is not None:
+            return
+        state = self._database()
+        match state:
+            case DatabaseLost(message=message):
+                self._fail(message)
+            case DatabaseDown():
+                self._next_database_check = now  # every look until it is back
+                self._database_down_at = now
+                if self.database_serving:
+                    self.database_serving = False
+                    self._changed()
+            case DatabaseHealthy():
+                self._next_database_check = now + 1.0
+                if not self.database_serving:
+                    self.database_serving = True
+                    self._database_back_at = now
+                    self._changed()
+
+    def _blameless(self, child: Child, now: float) -> bool:
+        """Did this child die for the database's sake: while it was down, or within the
+        policy's quick-run time of it coming back (connections broken by the outage)?"""
+        if not child.spec.needs_database or self._database_down_at is None:
+            return False
+        return (not self.database_serving
+                or now - self._database_down_at <= self._policy.quick_run)
 
     def _spawn(self, child: Child) -> None:
         self._logs_dir.mkdir(parents=True, exist_ok=True)
@@ -246,15 +313,30 @@ class Supervisor:
         again = f" (start {child.starts})" if child.starts > 1 else ""
         self._say(f"{child.name}: started{again}, pid {child.proc.pid}, "
                   f"log {child.log_path}")
-        self._pids_changed()
+        self._changed()
+
+    def _hold(self, child: Child) -> None:
+        child.waiting_for_database = True
+        self._say(f"{child.name}: waiting for postgres before starting it")
+        self._changed()
 
     def _check_health(self, child: Child) -> None:
+        now = time.monotonic()
         if self._healthy(child):
             child.ready = True
-            took = time.monotonic() - child.started_at
+            took = now - child.started_at
             self._say(f"{child.name}: ready in {took:.1f} s")
+            self._changed()
             return
-        if time.monotonic() > child.ready_deadline:
+        if child.spec.needs_database:
+            # It cannot get ready without the database: its time runs from the database's
+            # return, not from its own start.
+            if not self.database_serving:
+                return
+            if self._database_back_at is not None:
+                child.ready_deadline = max(child.ready_deadline,
+                                           self._database_back_at + self._ready_timeout)
+        if now > child.ready_deadline:
             self._fail(
                 f"{child.name} did not become healthy within {self._ready_timeout:.0f} s "
                 f"(waited for {describe_health(child.spec.health)}); see {child.log_path}",
@@ -274,26 +356,36 @@ class Supervisor:
                 return temporal_ready(child.spec.health)
 
     def _died(self, child: Child, code: int) -> None:
-        ran_for = time.monotonic() - child.started_at
+        now = time.monotonic()
+        ran_for = now - child.started_at
         assert child.proc is not None
         pid = child.proc.pid
         child.proc = None
         child.ready = False
-        self._pids_changed()
         last = tail(child.log_path, child.log_offset)
-        decision = self._policy.decide(child.streak, ran_for)
+        blameless = self._blameless(child, now)
+        decision = self._policy.decide(child.streak, ran_for, excused=child.excused,
+                                       blameless=blameless)
         what = f"{child.name}: pid {pid} {describe_exit(code)} after {ran_for:.1f} s"
         if isinstance(decision, GiveUp):
+            self._changed()
             self._fail(
                 f"{what}; giving up on it: it died {decision.streak} times in a row, each "
                 f"within {self._policy.quick_run:.0f} s of starting (log: {child.log_path})",
                 last,
             )
             return
-        child.streak = decision.streak
-        child.restart_at = time.monotonic() + decision.delay
-        self._say(f"{what}; restarting in {decision.delay:.1f} s")
+        child.streak, child.excused = decision.streak, decision.excused
+        if blameless and not self.database_serving:
+            child.waiting_for_database = True
+            self._say(f"{what} (postgres is down; not counted); restarting it once "
+                      "postgres is back")
+        else:
+            child.restart_at = now + decision.delay
+            why = " (postgres was down; not counted)" if blameless else ""
+            self._say(f"{what}{why}; restarting in {decision.delay:.1f} s")
         self._say_lines(last)
+        self._changed()
 
     def _fail(self, message: str, lines: Sequence[str] = ()) -> None:
         self.failure = message
@@ -304,9 +396,9 @@ class Supervisor:
         for line in lines:
             self._say(f"  | {line}")
 
-    def _pids_changed(self) -> None:
-        if self._on_pids is not None:
-            self._on_pids(self.pids())
+    def _changed(self) -> None:
+        if self._on_change is not None:
+            self._on_change()
 
     # -- stopping -----------------------------------------------------------------------
 
@@ -314,8 +406,9 @@ class Supervisor:
         """Stop every child in reverse start order; pending restarts are dropped."""
         for child in reversed(self.children):
             child.restart_at = None
+            child.waiting_for_database = False
             self._stop(child)
-        self._pids_changed()
+        self._changed()
 
     def _stop(self, child: Child) -> None:
         proc = child.proc
