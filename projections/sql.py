@@ -23,8 +23,8 @@ Decisions the rest of Intent relies on:
   text that reads as if it restricted something.
 - Grants are explicit: ALL is revoked from public, anon, authenticated and service_role
   (hosted projects grant ALL to the last three on new tables by default), then the readers get
-  SELECT. Nobody but the owner (the migrating role, `postgres`, which bypasses RLS) writes:
-  the projection runner is the only writer.
+  SELECT. The runtime's role (`intent_worker`, which bypasses RLS) gets SELECT, INSERT,
+  UPDATE and DELETE: the worker's inline projections and the runner are the only writers.
 - A realtime projection's table is added to the `supabase_realtime` publication.
 - A rebuild creates a twin (`physical_name`, e.g. `stock_levels__rebuild`) with the same
   shape, indexes named after the twin; `rename_table` renames a twin and its indexes and
@@ -50,6 +50,7 @@ from projections.metadata import (
     SqlFunction,
     Table,
 )
+from projections.roles import RUNTIME_ROLE
 
 DIALECT = "postgres"
 PUBLICATION = "supabase_realtime"
@@ -58,6 +59,9 @@ CLIENT_ROLES: tuple[Role, ...] = ("anon", "authenticated", "service_role")
 REVOKED_FROM = ("public", *CLIENT_ROLES)
 # Roles that bypass RLS on Supabase: a SELECT grant is enough, a policy would be dead text.
 BYPASSES_RLS = frozenset({"service_role"})
+# The runtime's role bypasses RLS and writes every projection table, so each one grants it
+# exactly what writing rows takes.
+WRITER_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
 GUARD_TYPE = "bigint"
 COMMENT_PREFIX = "intent projection "
 # Tables beside a live one while it is rebuilt or just swapped out; never drift.
@@ -420,9 +424,8 @@ def schema_ddl(schema: str, readers: Iterable[str]) -> list[str]:
         return []
     create = exp.Create(kind="SCHEMA", this=exp.Table(this=identifier(schema)), exists=True)
     statements = [_render(create)]
-    roles = sorted(set(readers))
-    if roles:
-        statements.append(grant_schema_usage(schema, roles))
+    roles = sorted({*readers, RUNTIME_ROLE})
+    statements.append(grant_schema_usage(schema, roles))
     return statements
 
 
@@ -451,6 +454,7 @@ def access_ddl(projection: Layout, physical: str) -> list[str]:
     readers = sorted(set(projection.readers))
     if readers:
         statements.append(grant(schema, physical, ["SELECT"], readers))
+    statements.append(grant(schema, physical, WRITER_PRIVILEGES, [RUNTIME_ROLE]))
     return statements
 
 

@@ -103,6 +103,9 @@ def test_one_port_given_twice_is_a_problem() -> None:
     assert "--temporal-port" in problems[0]
 
 
+RUNTIME = ("worker", "pump", "projections", "sagas")
+
+
 def test_the_plan_starts_temporal_first_and_the_gateway_last_all_on_loopback(
     tmp_path: Path,
 ) -> None:
@@ -118,7 +121,10 @@ def test_the_plan_starts_temporal_first_and_the_gateway_last_all_on_loopback(
     assert argv[argv.index("--db-filename") + 1] == str(tmp_path / "temporal" / "temporal.db")
     assert "history.transferProcessorMaxPollRPS=10000" in argv
     for spec in specs:
-        assert spec.env["DATABASE_URL"] == "postgresql://postgres:postgres@127.0.0.1:1002/postgres"
+        # The runtime connects as its least-privilege role; the gateway as postgres (it logs
+        # in as PostgREST's authenticator itself) and Temporal needs no database.
+        user = "intent_worker" if spec.name in RUNTIME else "postgres"
+        assert spec.env["DATABASE_URL"] == f"postgresql://{user}:postgres@127.0.0.1:1002/postgres"
         assert spec.env["TEMPORAL_ADDRESS"] == "127.0.0.1:1003"
         assert spec.env["INTENT_STATE_DIR"] == str(tmp_path)
     gateway = specs[-1].argv

@@ -95,6 +95,10 @@ def test_table_ddl_forces_rls_and_grants_select_only_to_readers() -> None:
         "REVOKE ALL ON TABLE public.shelves FROM public, anon, authenticated, service_role")
     grant = statements.index("GRANT SELECT ON TABLE public.shelves TO authenticated, service_role")
     assert revoke < grant
+    # The runtime writes rows and does nothing else (no TRUNCATE, no DDL).
+    writer = statements.index(
+        "GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.shelves TO intent_worker")
+    assert revoke < writer
     assert not any("PUBLICATION" in s for s in statements)
 
 
@@ -180,7 +184,7 @@ def test_projection_ddl_is_deterministic_and_ignores_reader_order() -> None:
 def test_a_projection_in_its_own_schema_creates_it_and_lets_readers_use_it() -> None:
     statements = sql.projection_ddl(shelves(schema_name="reads", readers=("anon",)))
     assert statements[:2] == ["CREATE SCHEMA IF NOT EXISTS reads",
-                              "GRANT USAGE ON SCHEMA reads TO anon"]
+                              "GRANT USAGE ON SCHEMA reads TO anon, intent_worker"]
     assert statements[2].startswith("CREATE TABLE reads.shelves (")
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from uuid import UUID
 
+from projections.roles import RUNTIME_ROLE
 from pump.temporal_settings import DEV_SERVER_TUNING
 from tools.settings import REPO_ROOT, local_url
 
@@ -122,6 +123,12 @@ class DevConfig:
         return local_url(self.db_port)
 
     @property
+    def runtime_url(self) -> str:
+        """What the pump, the worker, the runner and the router connect as: the runtime's
+        least-privilege role (supabase/migrations/*_runtime_role.sql), not `postgres`."""
+        return local_url(self.db_port, user=RUNTIME_ROLE)
+
+    @property
     def temporal_address(self) -> str:
         return f"127.0.0.1:{self.temporal_port}"
 
@@ -172,6 +179,8 @@ def plan(config: DevConfig) -> list[ProcessSpec]:
     among them: pg_ctl runs it detached, and `intent db start` may have started it already."""
     env = config.child_env()
 
+    runtime = env | {"DATABASE_URL": config.runtime_url}
+
     def intent(*args: str) -> tuple[str, ...]:
         return (config.python, "-m", "tools.cli", *args)
 
@@ -184,11 +193,11 @@ def plan(config: DevConfig) -> list[ProcessSpec]:
                     TemporalReady(config.temporal_address, config.temporal_namespace,
                                   str(config.temporal_binary)), env),
         # Each command writes its ready file once it is connected and serving.
-        ProcessSpec("worker", intent("worker"), ready("worker"), env, needs_database=True),
-        ProcessSpec("pump", intent("pump"), ready("pump"), env, needs_database=True),
-        ProcessSpec("projections", intent("projections", "run"), ready("projections"), env,
-                    needs_database=True),
-        ProcessSpec("sagas", intent("sagas"), ready("sagas"), env, needs_database=True),
+        ProcessSpec("worker", intent("worker"), ready("worker"), runtime, needs_database=True),
+        ProcessSpec("pump", intent("pump"), ready("pump"), runtime, needs_database=True),
+        ProcessSpec("projections", intent("projections", "run"), ready("projections"),
+                    runtime, needs_database=True),
+        ProcessSpec("sagas", intent("sagas"), ready("sagas"), runtime, needs_database=True),
         ProcessSpec("gateway",
                     intent("gateway", "--port", str(config.gateway_port),
                            "--database-url", config.database_url),

@@ -24,8 +24,16 @@ begin
   if not exists (select from pg_roles where rolname = 'postgres') then
     create role postgres login;
   end if;
+  -- The runtime's role (supabase/migrations/*_runtime_role.sql grants it what it needs).
+  -- On hosted Supabase `postgres` may create a BYPASSRLS role (supautils) and the
+  -- migration does; here `postgres` is an ordinary role, so the superuser creates it.
+  if not exists (select from pg_roles where rolname = 'intent_worker') then
+    create role intent_worker nologin noinherit bypassrls;
+  end if;
 end
 $$;
+-- Locally the runtime logs in as it with the well-known local password.
+alter role intent_worker with login password 'postgres';
 
 -- As on hosted: `postgres` is not a superuser; it owns the project's objects and bypasses RLS.
 alter role postgres with nosuperuser login createrole createdb replication bypassrls
