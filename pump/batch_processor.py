@@ -15,6 +15,7 @@ A batch that fails for anything but the infrastructure is run again at once in i
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -42,6 +43,9 @@ from pump.event_store import AppendResult
 from pump.logs import log_event
 
 log = logging.getLogger(__name__)
+
+# Aggregates decided between two turns of the event loop.
+YIELD_EVERY = 16
 
 # The batch's command spans, by command id, while it is processed (tracing on only).
 Spans = telemetry.SpanGroup[UUID]
@@ -255,7 +259,11 @@ class BatchProcessor:
                     outcomes.add(_rejected(stored, exc.code, exc.message))
         loaded = await self._repo.load_many(targets, conn=conn, cache=self._cache)
         changes = []
-        for aggregate, stream in targets:
+        for index, (aggregate, stream) in enumerate(targets, 1):
+            if index % YIELD_EVERY == 0:
+                # Deciding is CPU only: let the event loop serve other batches (a light
+                # lane's lone command, a saga) between aggregates instead of after all.
+                await asyncio.sleep(0)
             before = loaded[stream]
             after, decided = self._decide(aggregate, before, by_stream[stream], outcomes, spans)
             states.append(after)

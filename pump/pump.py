@@ -110,8 +110,8 @@ class PumpSettings:
     # the Temporal server the same whatever its size). A lone command at low load, and a
     # backlog (the last claim was full), are claimed at once.
     linger: float = 0.2
-    # While every slot is busy, one more batch at a time may be claimed for the tenants
-    # with nothing in flight, so that a tenant's flood (which fills the slots) does not make
+    # Beside the main claims, one batch at a time is claimed for the tenants with nothing in
+    # flight, so that a tenant's flood (which fills the slots and the batches) does not make
     # another tenant's lone command wait for a slot and then for a full batch.
     light_lane: bool = True
     name: str = f"{socket.gethostname()}:{os.getpid()}"
@@ -194,13 +194,15 @@ class Pump:
                 await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _light_lane(self, stop: asyncio.Event) -> None:
-        """Claim for the tenants with nothing in flight, one batch at a time, only while
-        the main loop cannot claim (every slot busy): then a lone command of a quiet tenant
-        goes out at once, in a batch of its own size, instead of behind a full one."""
+        """Claim for the tenants with nothing in flight, one batch at a time, while the main
+        loop claims for everyone: a lone command of a quiet tenant goes out at once, in a
+        batch of its own size, instead of waiting for a slot and then for a full batch of a
+        busy tenant's commands. At low load the two lanes race for the same commands, and
+        whichever claims first takes them (claims are serialised)."""
         while not stop.is_set():
             await _wait_any(self._light_wake, stop, self.settings.poll_interval)
             self._light_wake.clear()
-            if not self._slots.locked() or stop.is_set():
+            if stop.is_set():
                 continue
             await self._light_slot.acquire()
             try:
