@@ -1,5 +1,6 @@
 """`intent dev` survives PostgreSQL going away: the postmaster it started is killed by
-SIGKILL (by its PID, from postmaster.pid), and dev starts it again, the processes that need
+SIGKILL (by its PID, from postmaster.pid) while a client keeps submitting, and dev starts
+it again, the processes that need
 it come back without being given up on, and every command acknowledged before, during or
 right after the outage ends processed, exactly once. `intent status` says what a dev stack
 is restarting while its database cannot be reached."""
@@ -12,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -76,6 +78,20 @@ def _receive(c: Client, item: str, command_id: str) -> bool:
     return bool(data) and str(data.get("command_id")) == command_id
 
 
+def _load(c: Client, item: str, acknowledged: list[str], stop: threading.Event) -> None:
+    """Submit one command after the other until `stop` (at most 2,000, bounded); the
+    acknowledged ones go to `acknowledged`. Refusals while the database is down are
+    retried after a short pause."""
+    for _ in range(2_000):
+        if stop.is_set():
+            return
+        command_id = str(uuid4())
+        if _receive(c, item, command_id):
+            acknowledged.append(command_id)
+        else:
+            stop.wait(0.2)
+
+
 @contextlib.contextmanager
 def _dropped_segments() -> Iterator[list[tuple[int, int]]]:
     """(shmid, postmaster pid) of killed servers: on the way out, each one's shared memory
@@ -124,6 +140,12 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
         acknowledged = [str(uuid4()) for _ in range(3)]
         for command_id in acknowledged:
             assert _receive(c, item, command_id)
+        # Under load: a client keeps submitting through the kill until the stack is back.
+        loaded, stop_load = list[str](), threading.Event()
+        loader = threading.Thread(target=_load, args=(client(run), item, loaded, stop_load),
+                                  daemon=True)
+        loader.start()
+        time.sleep(1.0)
 
         lock = (state / "pg" / "postmaster.pid").read_text().splitlines()
         killed = int(lock[0])
@@ -145,6 +167,10 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
 
         until(lambda: _healthy(state), RECOVER_SECONDS,
               f"postgres up and every process ready again (dev.json: {_record(state)})")
+        stop_load.set()
+        loader.join(timeout=30)
+        assert len(loaded) >= 10, f"the load got only {len(loaded)} command(s) acknowledged"
+        acknowledged += loaded
         assert run.proc.poll() is None, run.output()
         out = run.output()
         assert f"postgres: the server (pid {killed}) is gone; restarting it" in out, out
