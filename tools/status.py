@@ -8,7 +8,6 @@ script can act on the exit code and a person on the text.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -103,9 +102,10 @@ def read_dev_stack(state_dir: Path, database_url: str) -> DevStack | None:
     """The state of a running `intent dev` whose database is `database_url` (on this
     machine, its port), or None: no dev.json, a dev that is gone, another database."""
     from tools.dev import record
+    from tools.dev.database import process_exists
 
     found = record.read(state_dir / "dev.json")
-    if found is None or not _running(found.dev):
+    if found is None or not process_exists(found.dev):
         return None
     try:
         params = conninfo_to_dict(database_url)
@@ -115,16 +115,6 @@ def read_dev_stack(state_dir: Path, database_url: str) -> DevStack | None:
     if host not in {"127.0.0.1", "localhost", "::1"} or port != str(found.db_port):
         return None
     return DevStack(found.dev, found.postgres_state, dict(found.states), found.updated_at)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 @dataclass

@@ -237,6 +237,20 @@ def submit_in_process(url: str, work: Work, concurrency: int) -> tuple[list[UUID
     return asyncio.run(run())
 
 
+async def wake_on_notify(url: str, wake: asyncio.Event) -> None:
+    """Set `wake` on every notification on the pumps' channel (a batch commit sends one),
+    until cancelled; a lost connection is opened again."""
+    while True:
+        try:
+            conn = await psycopg.AsyncConnection.connect(url, autocommit=True)
+            async with conn:
+                await conn.execute(f"listen {CHANNEL}")
+                async for _ in conn.notifies():
+                    wake.set()
+        except psycopg.Error:
+            await asyncio.sleep(0.5)
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     """The q-th percentile (0-100), linear between closest ranks."""
     ordered = sorted(values)
@@ -543,7 +557,7 @@ class CommandBench:
                     build_worker(client, self._processor(side), queue, eager=side.eager)
                 )
         tasks = [asyncio.create_task(w.run()) for w in workers]
-        listener = asyncio.create_task(self._listen())
+        listener = asyncio.create_task(wake_on_notify(self.url, self._done))
         if self.clients > 0:
             # spawn, not fork: this process runs Temporal's threads and an event loop
             self.executor = ProcessPoolExecutor(
@@ -646,18 +660,6 @@ class CommandBench:
         finally:
             stop.set()
             await asyncio.wait_for(task, timeout=60)
-
-    async def _listen(self) -> None:
-        """Wake the low-load waiter on every notification (a batch commit sends one)."""
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-                async with conn:
-                    await conn.execute(f"listen {CHANNEL}")
-                    async for _ in conn.notifies():
-                        self._done.set()
-            except psycopg.Error:
-                await asyncio.sleep(0.5)
 
     async def _wait_terminal(self, ids: Sequence[UUID], seconds: float = 300) -> dict[str, int]:
         deadline = perf_counter() + seconds

@@ -31,7 +31,6 @@ from time import perf_counter
 from typing import Any
 from uuid import UUID, uuid4
 
-import psycopg
 from psycopg_pool import AsyncConnectionPool
 from rich.progress import Progress
 from rich.table import Table
@@ -39,9 +38,16 @@ from rich.table import Table
 from domain.app import registry
 from pump.batch_processor import BatchProcessor
 from pump.database import Conn, open_pool
-from pump.pump import CHANNEL, Pump, PumpSettings
+from pump.pump import Pump, PumpSettings
 from tools.bench.append import BenchError, server_facts
-from tools.bench.commands import Caller, percentile, submit, submit_in_process, submit_on
+from tools.bench.commands import (
+    Caller,
+    percentile,
+    submit,
+    submit_in_process,
+    submit_on,
+    wake_on_notify,
+)
 from tools.bench.stats import json_name, median, outcome_line, report_header, verdict
 
 TERMINAL = ("processed", "rejected", "failed")
@@ -185,7 +191,7 @@ class FairnessBench:
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(worker.run()),
-            asyncio.create_task(self._listen()),
+            asyncio.create_task(wake_on_notify(self.url, self._batch_done)),
             asyncio.create_task(Pump(self.pool, self.url, TemporalDispatcher(env.client, queue),
                                      PumpSettings(name="bench:fairness")).run(stop)),
         ]
@@ -199,17 +205,6 @@ class FairnessBench:
             await asyncio.gather(*tasks, return_exceptions=True)
             await env.shutdown()
             await self.pool.close()
-
-    async def _listen(self) -> None:
-        while True:
-            try:
-                conn = await psycopg.AsyncConnection.connect(self.url, autocommit=True)
-                async with conn:
-                    await conn.execute(f"listen {CHANNEL}")
-                    async for _ in conn.notifies():
-                        self._batch_done.set()
-            except psycopg.Error:
-                await asyncio.sleep(0.5)
 
     async def register(self) -> None:
         """A's items and B's item, registered through the pipeline (untimed)."""

@@ -220,7 +220,7 @@ def left_by_dead_dev(pid_file: Path) -> int | None:
         started = bool(record.get("postgres_started_by_dev"))
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not started or not isinstance(pg_pid, int) or _running(dev_pid):
+    if not started or not isinstance(pg_pid, int) or process_exists(dev_pid):
         return None
     return pg_pid
 
@@ -231,17 +231,7 @@ def live_dev(pid_file: Path) -> int | None:
         pid = int(json.loads(pid_file.read_text())["dev"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return pid if pid != os.getpid() and _running(pid) else None
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid if pid != os.getpid() and process_exists(pid) else None
 
 
 class Keeper:
