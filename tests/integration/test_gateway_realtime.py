@@ -622,3 +622,34 @@ async def test_a_refreshed_token_keeps_the_channel_past_the_old_expiry(
     await sender.send("f", "still-here", {"ok": True})
     await agent.wait_for(kind("broadcast", "f", event="still-here"))
     assert not [e for e in agent.events if kind("status", "f", status="CLOSED")(e)]
+
+
+def feed_backend(setup: Setup) -> tuple[str, int] | None:
+    """This gateway's change-feed slot and the backend holding it, when active."""
+    with psycopg.connect(setup.database_url, autocommit=True) as conn:
+        row = conn.execute(
+            "select slot_name::text, active_pid from pg_replication_slots"
+            " where slot_name like %s and active", (f"intent_gateway_{setup.gateway.pid}_%",),
+        ).fetchone()
+    return (row[0], int(row[1])) if row else None
+
+
+async def test_the_change_feed_opens_again_after_its_connection_is_lost(setup: Setup) -> None:
+    """PostgreSQL restarted or the backend terminated: the feed opens a new slot with
+    backoff, and what commits afterwards reaches the subscribers again."""
+    tenant, token = tenant_user()
+    topic = setup.private_topic(tenant)
+    member = await setup.agent("py", token)
+    assert await member.subscribe("p", topic, {"private": True}) == "SUBSCRIBED"
+    before = feed_backend(setup)
+    assert before is not None
+    setup.sql("select pg_terminate_backend(%s)", (before[1],))
+    deadline = asyncio.get_running_loop().time() + 30
+    while (now := feed_backend(setup)) is None or now[0] == before[0]:
+        assert asyncio.get_running_loop().time() < deadline, "the feed did not open again"
+        await asyncio.sleep(0.2)
+    setup.sql("select realtime.send(%s::jsonb, 'after', %s, true)",
+              (json.dumps({"n": 1}), topic))
+    got = await member.wait_for(kind("broadcast", "p", event="after"))
+    assert got["payload"]["n"] == 1
+    assert any(e.get("event") == "realtime_feed_lost" for e in setup.gateway.log_events())

@@ -32,6 +32,9 @@ MESSAGES = ("realtime", "messages")
 # Seconds between polls: short after a poll that found changes, longer when idle.
 BUSY_POLL_SECONDS = 0.05
 IDLE_POLL_SECONDS = 0.1
+# After the feed's connection is lost: the first pause before opening it again, doubling.
+RECONNECT_FIRST_SECONDS = 0.5
+RECONNECT_MAX_SECONDS = 5.0
 # Changes fetched per poll at most (whole transactions are always returned).
 POLL_LIMIT = 5000
 # The prefix of the logical messages that flush the WAL (never decoded).
@@ -181,18 +184,46 @@ class ChangeFeed:
         self._tables.pop((schema, table), None)
 
     async def _run(self) -> None:
+        """Open the feed and follow it; when its connection is lost (PostgreSQL restarted,
+        the backend terminated), open it again with backoff. A failure to open it at the
+        start is reported (`failed`) and not retried: the gateway then says why it cannot
+        serve Realtime. The slot is temporary, so what commits while the feed is away is not
+        decoded: subscribers see a gap, which clients that hydrate close themselves."""
+        if not await self._open():
+            self.ready.set()
+            return
+        self.ready.set()
+        pause = RECONNECT_FIRST_SECONDS
+        while True:
+            await self._follow()
+            self.failed = "the change feed's connection was lost; reconnecting"
+            log_event("realtime_feed_lost", logging.WARNING, slot=self._slot)
+            while not await self._open():
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, RECONNECT_MAX_SECONDS)
+            pause = RECONNECT_FIRST_SECONDS
+            self.failed = None
+            self._tables.clear()  # tables may have changed while the feed was away
+
+    async def _open(self) -> bool:
+        """A new connection and a new temporary slot (the old slot ended with its session)."""
+        if self._conn is not None and not self._conn.closed:
+            await self._conn.close()
+        self._slot = f"intent_gateway_{os.getpid()}_{secrets.token_hex(4)}"
         try:
             self._conn = await AsyncConnection.connect(self._url, autocommit=True)
             await self._conn.execute(
                 "select pg_create_logical_replication_slot(%s, 'wal2json', true)",
                 (self._slot,))
-        except psycopg.Error as exc:
+        except (psycopg.Error, OSError) as exc:
             self.failed = " ".join(str(exc).split())
             log_event("realtime_feed_failed", logging.ERROR, error=self.failed)
-            self.ready.set()
-            return
+            return False
         log_event("realtime_feed_started", slot=self._slot)
-        self.ready.set()
+        return True
+
+    async def _follow(self) -> None:
+        """Poll the slot until the connection is lost."""
         next_prune = time.monotonic() + PRUNE_EVERY_SECONDS
         while True:
             try:
@@ -203,11 +234,10 @@ class ChangeFeed:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a bad batch must not stop Realtime for everyone
+                if self._conn is None or self._conn.closed:
+                    return  # the connection is gone: _run says so and opens it again
                 log_event("realtime_feed_error", logging.ERROR, error=repr(exc))
                 found = False
-                if self._conn is not None and self._conn.closed:
-                    self.failed = "the change feed's connection was lost"
-                    return
             await asyncio.sleep(BUSY_POLL_SECONDS if found else IDLE_POLL_SECONDS)
 
     async def prune(self, *, kept_seconds: float = MESSAGES_KEPT_SECONDS) -> int:
