@@ -21,7 +21,7 @@ from domain.orders import (
     OrderPlaced,
     OrderState,
 )
-from domain.orders.fulfilment import PAYMENT_DEADLINE
+from domain.orders.fulfilment import CANCEL_ATTEMPTS, CANCEL_RETRY, PAYMENT_DEADLINE
 from domain.saga import (
     CancelTimer,
     Complete,
@@ -77,7 +77,8 @@ def test_the_deadline_asks_the_order_to_cancel_and_releases_nothing_yet() -> Non
             "orders.cancel_order",
             {"order_id": str(event.order_id), "reason": "payment deadline passed"},
             key="cancel",
-        )
+        ),
+        StartTimer(CANCEL_RETRY, timedelta(minutes=1)),
     ]
     assert state.stage == "cancelling"
 
@@ -91,6 +92,7 @@ def test_the_order_cancelled_after_the_deadline_releases_the_stock() -> None:
     )
     # then (only now) the stock is released, and the saga ends as expired
     assert actions == [
+        CancelTimer(CANCEL_RETRY),
         IssueCommand(
             "inventory.release_stock",
             {"item_id": str(event.item_id), "order_id": str(event.order_id)},
@@ -107,7 +109,7 @@ def test_a_payment_the_saga_sees_after_the_deadline_keeps_the_reservation() -> N
     # when the payment arrives (the order refuses the saga's cancel: already_paid)
     state, actions = OrderFulfilment.react(state, OrderPaid(order_id=event.order_id))
     # then the saga completes as paid, with no release of the paid order's stock
-    assert actions == [Complete("paid")]
+    assert actions == [CancelTimer(CANCEL_RETRY), Complete("paid")]
     assert state.stage == "done"
     # and the deadline firing again changes nothing
     assert OrderFulfilment.on_timer(state, PAYMENT_DEADLINE) == (state, [])
@@ -224,3 +226,31 @@ def test_the_saga_registry_refuses_duplicates_bad_names_and_sagas_nothing_starts
         registry.add(Unstarted)
     with pytest.raises(RegistryError, match="no saga named"):
         registry.get("tests.missing")
+
+
+def test_an_unanswered_cancel_is_asked_again_and_then_left_for_someone_to_look_at() -> None:
+    # given the deadline passed and the cancel command got no answer (it failed)
+    event, state = deadline_passed()
+    keys = ["cancel"]
+    # when the retry timer fires, again and again
+    for _ in range(CANCEL_ATTEMPTS - 1):
+        state, actions = OrderFulfilment.on_timer(state, CANCEL_RETRY)
+        (cancel, timer) = actions
+        assert isinstance(cancel, IssueCommand)
+        assert cancel.command_type == "orders.cancel_order"
+        keys.append(cancel.key)
+        assert timer == StartTimer(CANCEL_RETRY, timedelta(minutes=1))
+    # then each attempt is a step of its own (a new command id), and after the last one
+    # the saga gives up without releasing the stock
+    assert keys == ["cancel", *(f"cancel-{n}" for n in range(2, CANCEL_ATTEMPTS + 1))]
+    state, actions = OrderFulfilment.on_timer(state, CANCEL_RETRY)
+    assert actions == [Complete("cancel_unanswered")]
+    assert state.stage == "done"
+    # and an answer that comes after that changes nothing
+    assert OrderFulfilment.react(
+        state, OrderCancelled(order_id=event.order_id, reason="late")) == (state, [])
+
+
+def test_the_retry_timer_does_nothing_outside_the_cancelling_stage() -> None:
+    _, awaiting = placed()
+    assert OrderFulfilment.on_timer(awaiting, CANCEL_RETRY) == (awaiting, [])
