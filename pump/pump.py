@@ -105,6 +105,8 @@ class PumpSettings:
     # are recorded failed (`abandoned`). Poison isolation finishes every batch whose worker
     # runs, so this only ends batches nothing could process for about this many minutes.
     max_dispatches: int = 20
+    # How long a stopping pump waits for its batches in flight before leaving them.
+    stop_grace: float = 10.0
     # After a claim that did not fill a batch, with a batch still in flight, wait this long
     # after it before the next claim, so that under load batches fill up (a workflow costs
     # the Temporal server the same whatever its size). A lone command at low load, and a
@@ -190,8 +192,21 @@ class Pump:
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            await self._finish_dispatches()
+
+    async def _finish_dispatches(self) -> None:
+        """On stop, wait up to `stop_grace` for the batches in flight, then stop waiting:
+        a batch is safe to leave (Temporal runs its workflow on; a direct batch's
+        transaction rolls back) and the sweep dispatches it again. Without the bound, a stop
+        during a database outage would wait for the outage."""
+        if not self._tasks:
+            return
+        _, pending = await asyncio.wait(self._tasks, timeout=self.settings.stop_grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("stopping with %d batch(es) in flight: left to the sweep", len(pending))
+            await asyncio.gather(*pending, return_exceptions=True)
 
     async def _light_lane(self, stop: asyncio.Event) -> None:
         """Claim for the tenants with nothing in flight, one batch at a time, while the main

@@ -19,7 +19,7 @@ from domain.app import registry
 from pump.batch_processor import BatchProcessor
 from pump.command_store import PostgresCommandStore
 from pump.database import Conn
-from pump.pump import DirectDispatcher
+from pump.pump import DirectDispatcher, Pump, PumpSettings
 from tests.integration.pipeline import (
     assert_once_in_order,
     enqueue,
@@ -206,4 +206,36 @@ async def test_a_long_outage_leaves_the_batch_open_for_the_sweep(
     assert (await statuses(pool, [command]))[command] == "dispatched"
     monkeypatch.undo()
     await processor.process(batch.batch_id)
+    assert (await statuses(pool, [command]))[command] == "processed"
+
+
+class StuckDispatcher:
+    """A dispatch that never returns (a database outage, a worker that never answers)."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def dispatch(self, batch_id: UUID) -> None:
+        self.started.set()
+        await asyncio.Event().wait()
+
+
+async def test_a_stopping_pump_leaves_a_stuck_batch_to_the_sweep_after_its_grace(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    command = await enqueue(pool, new_stream(), "register_item", sku="S", name="W")
+    dispatcher, stop = StuckDispatcher(), asyncio.Event()
+    pump = Pump(pool, database_url, dispatcher,
+                PumpSettings(poll_interval=0.1, stop_grace=0.2))
+    task = asyncio.create_task(pump.run(stop))
+    await asyncio.wait_for(dispatcher.started.wait(), timeout=10)
+    stop.set()
+    await asyncio.wait_for(task, timeout=10)  # without the grace: waits forever
+    assert (await statuses(pool, [command]))[command] == "dispatched"
+    async with pool.connection() as conn:  # finish it, so no later test's pump finds it
+        row = await (await conn.execute(
+            "select batch_id from intent.commands where command_id = %s", (command,)
+        )).fetchone()
+    assert row is not None
+    await BatchProcessor(pool, registry).process(row[0])
     assert (await statuses(pool, [command]))[command] == "processed"
