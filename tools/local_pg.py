@@ -88,6 +88,32 @@ def _run(args: Sequence[str], what: str, timeout: float = 120) -> str:
     return proc.stdout
 
 
+def process_exists(pid: int) -> bool:
+    """Any process with this pid, a zombie included (what `kill(pid, 0)` sees)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def postgres_alive(pid: int) -> bool:
+    """A running (not zombie) PostgreSQL process has this pid; not some other program that
+    was given the pid of a dead server."""
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():  # no procfs: the best kill() can say
+        return process_exists(pid)
+    try:
+        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = (proc / "cmdline").read_bytes()
+    except (OSError, IndexError):
+        return False
+    return state not in {"Z", "X"} and b"postgres" in cmdline
+
+
+
 @dataclass
 class LocalCluster:
     """One cluster in `data_dir`, served on 127.0.0.1:`port`."""
@@ -121,7 +147,9 @@ class LocalCluster:
             capture_output=True,
             check=False,
         )
-        return proc.returncode == 0
+        # pg_ctl believes a zombie's postmaster.pid (kill(pid, 0) succeeds on a zombie).
+        pid = self.pid()
+        return proc.returncode == 0 and pid is not None and postgres_alive(pid)
 
     def pid(self) -> int | None:
         pidfile = self.data_dir / "postmaster.pid"

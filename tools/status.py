@@ -102,7 +102,7 @@ def read_dev_stack(state_dir: Path, database_url: str) -> DevStack | None:
     """The state of a running `intent dev` whose database is `database_url` (on this
     machine, its port), or None: no dev.json, a dev that is gone, another database."""
     from tools.dev import record
-    from tools.dev.database import process_exists
+    from tools.local_pg import process_exists
 
     found = record.read(state_dir / "dev.json")
     if found is None or not process_exists(found.dev):

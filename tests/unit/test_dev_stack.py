@@ -21,7 +21,6 @@ from tools.dev.database import (
     clear_stale_lock,
     left_by_dead_dev,
     live_dev,
-    postgres_alive,
     running_port,
     serving_pid,
 )
@@ -44,7 +43,7 @@ from tools.dev.stack import (
     port_problems,
 )
 from tools.dev.supervisor import Outcome, Supervisor, describe_exit, tail
-from tools.local_pg import ClusterError, LocalCluster
+from tools.local_pg import ClusterError, LocalCluster, postgres_alive
 from tools.status import read_dev_stack
 
 POLICY = RestartPolicy(first_delay=0.5, factor=2.0, max_delay=3.0, quick_run=10.0,

@@ -32,7 +32,7 @@ from tools.dev.stack import (
     GiveUp,
     RestartPolicy,
 )
-from tools.local_pg import ClusterError, LocalCluster
+from tools.local_pg import ClusterError, LocalCluster, postgres_alive, process_exists
 from tools.migrations import Migration, MigrationReport, apply_bootstrap, migrate
 
 Say = Callable[[str], None]
@@ -53,31 +53,6 @@ def _lock_lines(cluster: LocalCluster) -> list[str]:
         return (cluster.data_dir / "postmaster.pid").read_text().splitlines()
     except OSError:
         return []
-
-
-def process_exists(pid: int) -> bool:
-    """Any process with this pid, a zombie included (what `kill(pid, 0)` sees)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def postgres_alive(pid: int) -> bool:
-    """A running (not zombie) PostgreSQL process has this pid; not some other program that
-    was given the pid of a dead server."""
-    proc = Path(f"/proc/{pid}")
-    if not Path("/proc/self").exists():  # no procfs: the best kill() can say
-        return process_exists(pid)
-    try:
-        state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc / "cmdline").read_bytes()
-    except (OSError, IndexError):
-        return False
-    return state not in {"Z", "X"} and b"postgres" in cmdline
 
 
 def _live_pid(lines: list[str]) -> int | None:
