@@ -88,10 +88,10 @@ def _within(value: Any, low: float, high: float) -> bool:
 def field_limits(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
     """The bounds of a (bounded, self-contained) object schema as flat checks the SQL
     ingress can run: one per object (its required keys, and its only keys when it allows no
-    others) and per integer, number or string field, reached through object properties and
-    array items (`[*]`), with the field's name for the error message and a JSON path to its
-    values. Fields under a union other than "T or null" are left to the edge function and
-    the model."""
+    others; the payload's also its nesting, MAX_DEPTH) and per integer, number or string
+    field, reached through object properties and array items (`[*]`), with the field's
+    name for the error message and a JSON path to its values. Fields under a union other
+    than "T or null" are left to the edge function and the model."""
     limits: list[dict[str, Any]] = []
     stack: list[tuple[Mapping[str, Any], str, str]] = [(schema, "$", "")]
     while stack:
@@ -102,6 +102,8 @@ def field_limits(schema: Mapping[str, Any]) -> list[dict[str, Any]]:
             properties = node.get("properties", {})
             shape: dict[str, Any] = {"field": name or "(payload)", "path": path,
                                      "type": "object"}
+            if not name:
+                shape["maxDepth"] = MAX_DEPTH
             if node.get("required"):
                 shape["required"] = sorted(node["required"])
             if node.get("additionalProperties") is False:

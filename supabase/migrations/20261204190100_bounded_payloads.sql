@@ -13,7 +13,8 @@ alter table intent.command_types
 -- exclusiveMinimum, exclusiveMaximum, minLength, maxLength, required, properties}], path a
 -- JSON path to the field's values), as "<field> <what is wrong>", or null when every field
 -- is within. An object's `required` keys must be present and, when `properties` is given,
--- no other key; a null value is left to the domain's model (nullable or not).
+-- no other key; the payload's nesting is at most `maxDepth`; a null value is left to the
+-- domain's model (nullable or not).
 create or replace function intent.payload_problem(payload jsonb, limits jsonb) returns text
 language plpgsql
 immutable
@@ -73,6 +74,14 @@ begin
          limit 1;
         if key_ is not null then
           return pg_catalog.format('%s is required', prefix || key_);
+        end if;
+        -- Nesting, counted as domain.bounds counts it (the payload itself is level 1): a
+        -- container at path level maxDepth is one level too deep.
+        if limit_ ? 'maxDepth' and pg_catalog.jsonb_path_exists(value_, pg_catalog.format(
+             'strict $.**{%s} ? (@.type() == "object" || @.type() == "array")',
+             (limit_ ->> 'maxDepth')::integer)::jsonpath) then
+          return pg_catalog.format('%s is nested more than %s levels deep', field_,
+                                   limit_ ->> 'maxDepth');
         end if;
         if limit_ ? 'properties' then
           select k into key_

@@ -16,7 +16,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from domain.bounds import INT64_MAX
+from domain.bounds import INT64_MAX, MAX_DEPTH
 from tests.e2e.scenario import People
 from tools.gateway.testing import RunningGateway
 
@@ -30,6 +30,14 @@ OUT_OF_RANGE = [
     ("quantity", "5", "whole number"),
     ("quantity", [5], "whole number"),
 ]
+
+
+def nested(levels: int) -> Any:
+    """A value `levels` arrays deep: as a payload field, one level deeper than that."""
+    value: Any = 1
+    for _ in range(levels):
+        value = [value]
+    return value
 
 
 @pytest.fixture
@@ -121,8 +129,9 @@ async def test_a_string_longer_than_its_model_allows_is_refused_at_both_paths(
 @pytest.mark.parametrize(
     ("payload", "field", "says"),
     [({"quantity": 1, "junk": [[[[1]]]]}, "junk", "is not a known field"),
-     ({}, "quantity", "is required")],
-    ids=["unknown-field", "missing-field"],
+     ({}, "quantity", "is required"),
+     ({"quantity": nested(MAX_DEPTH)}, "(payload)", f"nested more than {MAX_DEPTH} levels")],
+    ids=["unknown-field", "missing-field", "too-deep"],
 )
 async def test_a_payload_the_model_would_refuse_is_refused_by_the_sql_ingress(
     gateway: RunningGateway, http: aiohttp.ClientSession, database_url: str,

@@ -108,7 +108,7 @@ def test_a_row_carries_its_payload_limits_with_the_default_bounds() -> None:
     gauge = rows_of(small_registry(with_gauge=True))[-1]
     assert json.loads(gauge.limits) == [
         {"field": "(payload)", "path": "$", "type": "object",
-         "required": ["gauge_id", "level"]},
+         "required": ["gauge_id", "level"], "maxDepth": 32},
         {"field": "gauge_id", "path": '$."gauge_id"', "type": "string"},
         {"field": "level", "path": '$."level"', "type": "integer", "minimum": 0,
          "maximum": 2**63 - 1},
