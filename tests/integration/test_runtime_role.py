@@ -20,6 +20,7 @@ from projections.runner import ProjectionRunner
 from pump.batch_processor import BatchProcessor
 from pump.command_store import PostgresCommandStore
 from pump.database import Conn, open_pool
+from pump.gauges import read_held_back
 from tests.integration.pipeline import enqueue, statuses
 from tests.integration.streams import new_stream
 from tools.settings import LOCAL_PASSWORD
@@ -94,3 +95,21 @@ async def test_the_runtime_role_cannot(database_url: str, statement: str, why: s
     async with await psycopg.AsyncConnection.connect(runtime_url(database_url)) as conn:
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             await conn.execute(statement)
+
+
+async def test_the_runtime_role_sees_the_transaction_that_holds_the_feed_back(
+    runtime_pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    """The held-back gauge, run as the runtime, describes another role's open transaction:
+    its id is visible to anyone, its state, start and query only with pg_read_all_stats."""
+    async with await psycopg.AsyncConnection.connect(database_url) as holder:
+        await holder.execute("select pg_current_xact_id()")  # an open transaction, with an id
+        pid = holder.info.backend_pid
+        async with runtime_pool.connection() as conn:
+            held = await read_held_back(conn)
+        await holder.rollback()
+    assert held is not None
+    assert held.pid == pid
+    assert held.state == "idle in transaction"
+    assert held.query is not None
+    assert "pg_current_xact_id" in held.query

@@ -28,12 +28,14 @@ begin
   -- On hosted Supabase `postgres` may create a BYPASSRLS role (supautils) and the
   -- migration does; here `postgres` is an ordinary role, so the superuser creates it.
   if not exists (select from pg_roles where rolname = 'intent_worker') then
-    create role intent_worker nologin noinherit bypassrls;
+    create role intent_worker nologin inherit bypassrls;
   end if;
 end
 $$;
 -- Locally the runtime logs in as it with the well-known local password.
-alter role intent_worker with login password 'postgres';
+alter role intent_worker with login inherit password 'postgres';
+-- The feed's held-back gauge reads other sessions' start, state and query (pg_stat_activity).
+grant pg_read_all_stats to intent_worker;
 
 -- As on hosted: `postgres` is not a superuser; it owns the project's objects and bypasses RLS.
 alter role postgres with nosuperuser login createrole createdb replication bypassrls
