@@ -36,15 +36,8 @@ grant select, insert, update on intent.checkpoints to intent_worker;
 grant select, insert, update, delete on public.stock_levels, public.order_summaries
   to intent_worker;
 
--- The feed's held-back gauge describes the transaction that holds the feed back: its id is
--- visible to every role, but its start, state and query in other roles' sessions only with
--- pg_read_all_stats. Where the migrating role may not grant it, the gauge shows the id
--- alone (its counts still hold) and nothing else changes.
-do $$
-begin
-  grant pg_read_all_stats to intent_worker;
-exception when insufficient_privilege then
-  raise notice 'intent_worker was not granted pg_read_all_stats: the held-back gauge will '
-               'not see other roles'' transactions';
-end
-$$;
+-- Not granted here: pg_read_all_stats, which lets the feed's held-back gauge see the
+-- holding transaction's start, state and query in other roles' sessions (its id is visible
+-- to every role). Where `postgres` may grant it, do so once:
+--   grant pg_read_all_stats to intent_worker;
+-- The local bootstrap does.
