@@ -4,6 +4,8 @@ command wait behind it, and each aggregate's commands are still claimed in order
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from uuid import UUID, uuid4
 
 import pytest
@@ -121,28 +123,39 @@ class HeldDispatcher:
         await self._processor.process(batch_id)
 
 
-async def test_the_light_lane_serves_a_quiet_tenant_while_a_flood_holds_every_slot(
-    pool: AsyncConnectionPool[Conn], database_url: str
-) -> None:
+@asynccontextmanager
+async def flooded_pump(
+    pool: AsyncConnectionPool[Conn], database_url: str, *, light_lane: bool
+) -> AsyncIterator[tuple[HeldDispatcher, list[UUID]]]:
+    """Tenant A's commands hold both of a pump's slots (until `release`); yields the
+    dispatcher and A's command ids once they do. The pump is stopped on the way out."""
     await drain(pool)
     flood = [await enqueue(pool, new_stream(TENANT_A), "register_item", sku="F", name="F")
              for _ in range(6)]
     dispatcher = HeldDispatcher(pool, TENANT_A, slots=2)
     stop = asyncio.Event()
     pump = Pump(pool, database_url, dispatcher,
-                PumpSettings(batch_limit=2, concurrency=2, poll_interval=0.1))
+                PumpSettings(batch_limit=2, concurrency=2, poll_interval=0.1,
+                             light_lane=light_lane))
     task = asyncio.create_task(pump.run(stop))
     try:
         await asyncio.wait_for(dispatcher.slots_full.wait(), timeout=10)
+        yield dispatcher, flood
+    finally:
+        dispatcher.release.set()
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)
+
+
+async def test_the_light_lane_serves_a_quiet_tenant_while_a_flood_holds_every_slot(
+    pool: AsyncConnectionPool[Conn], database_url: str
+) -> None:
+    async with flooded_pump(pool, database_url, light_lane=True) as (dispatcher, flood):
         lone = await enqueue(pool, new_stream(TENANT_B), "register_item", sku="L", name="L")
         assert (await wait_terminal(pool, [lone], seconds=10))[lone] == "processed"
         assert set((await statuses(pool, flood)).values()) == {"dispatched", "pending"}
         dispatcher.release.set()
         assert set((await wait_terminal(pool, flood, seconds=10)).values()) == {"processed"}
-    finally:
-        dispatcher.release.set()
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 async def test_without_the_light_lane_a_quiet_tenant_waits_for_a_slot(
@@ -150,23 +163,9 @@ async def test_without_the_light_lane_a_quiet_tenant_waits_for_a_slot(
 ) -> None:
     """The same flood with the light lane off: the lone command is still pending while the
     slots are held (what the lane is for)."""
-    await drain(pool)
-    flood = [await enqueue(pool, new_stream(TENANT_A), "register_item", sku="F", name="F")
-             for _ in range(4)]
-    dispatcher = HeldDispatcher(pool, TENANT_A, slots=2)
-    stop = asyncio.Event()
-    pump = Pump(pool, database_url, dispatcher,
-                PumpSettings(batch_limit=2, concurrency=2, poll_interval=0.1,
-                             light_lane=False))
-    task = asyncio.create_task(pump.run(stop))
-    try:
-        await asyncio.wait_for(dispatcher.slots_full.wait(), timeout=10)
+    async with flooded_pump(pool, database_url, light_lane=False) as (dispatcher, flood):
         lone = await enqueue(pool, new_stream(TENANT_B), "register_item", sku="L", name="L")
         await asyncio.sleep(0.5)
         assert (await statuses(pool, [lone]))[lone] == "pending"
         dispatcher.release.set()
         await wait_terminal(pool, [*flood, lone], seconds=10)
-    finally:
-        dispatcher.release.set()
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)

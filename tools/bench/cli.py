@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import click
 from rich.console import Console
@@ -108,7 +108,6 @@ def append(quick: bool, database_url: str | None, json_path: Path | None, check:
     end. Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
     database cannot be used, 130 when interrupted.
     """
-    from tools import settings
     from tools.bench.append import (
         FULL,
         QUICK,
@@ -120,15 +119,10 @@ def append(quick: bool, database_url: str | None, json_path: Path | None, check:
     )
 
     plan = QUICK if quick else FULL
-    results, database = _guarded(
-        database_url, lambda url, progress: run_append(url, plan, progress)
-    )
-    _report(
-        [throughput_table(results), load_table(results)],
-        summary_lines(results),
-        results.as_json(database),
-        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
-        failed=check and not results.all_met,
+    _bench(
+        database_url, lambda url, progress: run_append(url, plan, progress),
+        lambda r: [throughput_table(r), load_table(r)],
+        summary_lines, default_json_name, json_path, check,
     )
 
 
@@ -165,6 +159,35 @@ def _guarded(
         sys.exit(EXIT_ENVIRONMENT)
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+class _Results(Protocol):
+    @property
+    def all_met(self) -> bool: ...
+
+    def as_json(self, database: dict[str, Any]) -> Any: ...
+
+
+Res = TypeVar("Res", bound=_Results)
+
+
+def _bench(
+    database_url: str | None,
+    run: Callable[[str, Progress], Coroutine[Any, Any, Res]],
+    tables: Callable[[Res], list[Any]],
+    summary: Callable[[Res], list[str]],
+    json_name: Callable[[], str],
+    json_path: Path | None,
+    check: bool,
+) -> None:
+    """What every benchmark command does: run it (guarded), print its tables and summary,
+    write its JSON (to bench-results/ unless --json says), exit 1 with --check on a miss."""
+    from tools import settings
+
+    results, database = _guarded(database_url, run)
+    _report(tables(results), summary(results), results.as_json(database),
+            json_path or settings.REPO_ROOT / "bench-results" / json_name(),
+            failed=check and not results.all_met)
 
 
 def _report(
@@ -233,7 +256,6 @@ def commands(
     Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
     database cannot be used, 130 when interrupted.
     """
-    from tools import settings
     from tools.bench.commands import (
         FULL,
         QUICK,
@@ -245,19 +267,14 @@ def commands(
     )
 
     plan = QUICK if quick else FULL
-    results, database = _guarded(
+    _bench(
         database_url,
         lambda url, progress: run_commands(
             url, plan, progress, before_after=before_after, clients=client_processes,
             tracing=tracing,
         ),
-    )
-    _report(
-        [commands_table(results), targets_table(results)],
-        summary_lines(results),
-        results.as_json(database),
-        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
-        failed=check and not results.all_met,
+        lambda r: [commands_table(r), targets_table(r)],
+        summary_lines, default_json_name, json_path, check,
     )
 
 
@@ -280,7 +297,6 @@ def fairness(quick: bool, database_url: str | None, json_path: Path | None, chec
     Exit 0 when the run completed, 1 with --check and a target missed, 3 when the database
     cannot be used, 130 when interrupted.
     """
-    from tools import settings
     from tools.bench.fairness import (
         FULL,
         QUICK,
@@ -292,15 +308,10 @@ def fairness(quick: bool, database_url: str | None, json_path: Path | None, chec
     )
 
     plan = QUICK if quick else FULL
-    results, database = _guarded(
-        database_url, lambda url, progress: run_fairness(url, plan, progress)
-    )
-    _report(
-        [fairness_table(results), targets_table(results)],
-        summary_lines(results),
-        results.as_json(database),
-        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
-        failed=check and not results.all_met,
+    _bench(
+        database_url, lambda url, progress: run_fairness(url, plan, progress),
+        lambda r: [fairness_table(r), targets_table(r)],
+        summary_lines, default_json_name, json_path, check,
     )
 
 
@@ -327,7 +338,6 @@ def projections(
     end. Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
     database cannot be used, 130 when interrupted.
     """
-    from tools import settings
     from tools.bench.projections import (
         FULL,
         QUICK,
@@ -338,15 +348,10 @@ def projections(
     )
 
     plan = (QUICK if quick else FULL).with_events(events)
-    results, database = _guarded(
-        database_url, lambda url, progress: run_projections(url, plan, progress)
-    )
-    _report(
-        [projections_table(results)],
-        summary_lines(results),
-        results.as_json(database),
-        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
-        failed=check and not results.all_met,
+    _bench(
+        database_url, lambda url, progress: run_projections(url, plan, progress),
+        lambda r: [projections_table(r)],
+        summary_lines, default_json_name, json_path, check,
     )
 
 
@@ -372,7 +377,6 @@ def realtime(quick: bool, database_url: str | None, json_path: Path | None, chec
     end. Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
     database cannot be used, 130 when interrupted.
     """
-    from tools import settings
     from tools.bench.realtime import (
         FULL,
         QUICK,
@@ -384,13 +388,8 @@ def realtime(quick: bool, database_url: str | None, json_path: Path | None, chec
     )
 
     plan = QUICK if quick else FULL
-    results, database = _guarded(
-        database_url, lambda url, progress: run_realtime(url, plan, progress)
-    )
-    _report(
-        [realtime_table(results), targets_table(results)],
-        summary_lines(results),
-        results.as_json(database),
-        json_path or settings.REPO_ROOT / "bench-results" / default_json_name(),
-        failed=check and not results.all_met,
+    _bench(
+        database_url, lambda url, progress: run_realtime(url, plan, progress),
+        lambda r: [realtime_table(r), targets_table(r)],
+        summary_lines, default_json_name, json_path, check,
     )
