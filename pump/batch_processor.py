@@ -176,7 +176,7 @@ class BatchProcessor:
                 before_commit()
         if self._cache is not None:  # committed: these states are now the streams' own
             self._cache.put_committed(states)
-        held = poisoned is not None and poisoned.held
+        held = poisoned.held if poisoned is not None else []
         result = BatchResult(
             batch_id,
             processed=outcomes.count("processed"),
@@ -184,7 +184,7 @@ class BatchProcessor:
             skipped=False,
             events=events,
             failed=outcomes.count("failed"),
-            held=len(poisoned.held) if poisoned is not None else 0,
+            held=len(held),
             fault=poisoned.found[0][1] if poisoned is not None and held else None,
         )
         return result, open_commands, outcomes
