@@ -7,9 +7,9 @@ double, every string is at most `MAX_STRING_LENGTH` characters. A model may only
 them: a wider declaration is clamped, so that the three places that check a payload agree:
 
 - the edge function validates against the JSON Schema, made by `bounded_schema` from the
-  model's own schema (tools.json_schemas);
+  model's own schema (tools.codegen.json_schemas);
 - the SQL ingress (`public.submit_command`) checks the `field_limits` of that schema,
-  stored with each command type (tools.command_types);
+  stored with each command type (tools.codegen.command_types);
 - the registry checks `first_violation` before the model validates (the path of commands
   written by sagas and by the runtime itself).
 

@@ -31,519 +31,45 @@ Names reach SQL only through `psycopg.sql.Identifier`; types and defaults are re
 validated metadata by projections.sql (sqlglot).
 """
 
+
 from __future__ import annotations
 
-import decimal
-import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
-from pydantic import BaseModel
 
 from domain.contracts import Event
 from domain.registry import Registry
+from projections.errors import (
+    HandlerError,
+    InvalidOpError,
+    ProjectionError,
+)
 from projections.metadata import (
     GUARD_COLUMNS,
-    NUMERIC_TYPES,
     TENANT_COLUMN,
-    Column,
     Delete,
     Projection,
-    SqlFunction,
-    Table,
     Upsert,
 )
-from projections.sql import default_sql, type_sql
-from pump.database import Conn
-
-DOUBLE = "double precision"
-SET, ADD = 1, 2  # how a folded write changes a column of an existing row (0: not at all)
-Position = tuple[int, int]  # (transaction id, position): a feed position, ordered like the feed
-_INT_RANGE = {"integer": (-(2**31), 2**31 - 1), "bigint": (-(2**63), 2**63 - 1)}
-# Decimal sums must be exact, like PostgreSQL's numeric.
-_EXACT = decimal.Context(prec=decimal.MAX_PREC, Emax=decimal.MAX_EMAX, Emin=decimal.MIN_EMIN)
-
-
-# -- errors --------------------------------------------------------------------------------
-
-
-class ProjectionError(Exception):
-    """A projection could not apply an event. Carries what an operator needs to find it."""
-
-    kind = "projection_error"
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        projection: str,
-        event: Event | None = None,
-        table: str | None = None,
-        column: str | None = None,
-    ) -> None:
-        where = f"projection {projection}"
-        if event is not None:
-            where += (
-                f", event {event.event_id} ({event.event_type} at "
-                f"{event.transaction_id}:{event.position})"
-            )
-        super().__init__(f"{where}: {message}")
-        self.message = message
-        self.projection = projection
-        self.event = event
-        self.table = table
-        self.column = column
-
-    def as_json(self) -> dict[str, Any]:
-        """For intent.checkpoints.error."""
-        event = self.event
-        return {
-            "kind": self.kind,
-            "message": str(self),
-            "projection": self.projection,
-            "event_id": str(event.event_id) if event else None,
-            "event_type": event.event_type if event else None,
-            "transaction_id": event.transaction_id if event else None,
-            "position": event.position if event else None,
-            "table": self.table,
-            "column": self.column,
-        }
-
-
-class HandlerError(ProjectionError):
-    """The handler raised, or the event's payload could not be loaded for it."""
-
-    kind = "handler_failed"
-
-
-class InvalidOpError(ProjectionError):
-    """An op does not fit the projection's tables (unknown table or column, a bad value)."""
-
-    kind = "invalid_op"
-
-
-class WriteError(ProjectionError):
-    """The database refused a page's writes (a NOT NULL column never set, an overflow...)."""
-
-    kind = "write_failed"
-
-
-class StaleWriteError(ProjectionError):
-    """Strict mode: a row already holds a newer event than the one being applied."""
-
-    kind = "stale_write"
-
-
-# -- column values ---------------------------------------------------------------------------
-
-
-class _BadValueError(ValueError):
-    pass
-
-
-def _uuid(value: Any) -> UUID:
-    if isinstance(value, UUID):
-        return value
-    if isinstance(value, str):
-        try:
-            return UUID(value)
-        except ValueError:
-            raise _BadValueError(f"{value!r} is not a UUID") from None
-    raise _BadValueError(f"expected a UUID, got {type(value).__name__}")
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    raise _BadValueError(f"expected a str, got {type(value).__name__}")
-
-
-def _integer(type_name: str) -> Callable[[Any], int]:
-    low, high = _INT_RANGE[type_name]
-
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise _BadValueError(f"expected an int, got {type(value).__name__}")
-        if not low <= value <= high:
-            raise _BadValueError(f"{value} is out of range for {type_name}")
-        return int(value)
-
-    return convert
-
-
-def _numeric(value: Any) -> Decimal:
-    if isinstance(value, bool):
-        raise _BadValueError("expected a number, got bool")
-    if isinstance(value, Decimal):
-        number = value
-    elif isinstance(value, int):
-        number = Decimal(value)
-    elif isinstance(value, float):
-        number = Decimal(repr(value))  # what PostgreSQL parses from the same text
-    else:
-        raise _BadValueError(f"expected a number, got {type(value).__name__}")
-    if not number.is_finite():
-        raise _BadValueError(f"{value!r} is not a finite number")
-    return number
-
-
-def _double(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float | Decimal):
-        raise _BadValueError(f"expected a number, got {type(value).__name__}")
-    return float(value)
-
-
-def _boolean(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise _BadValueError(f"expected a bool, got {type(value).__name__}")
-
-
-def _timestamptz(value: Any) -> datetime:
-    if isinstance(value, str):
-        try:
-            value = datetime.fromisoformat(value)
-        except ValueError:
-            raise _BadValueError(f"{value!r} is not an ISO 8601 timestamp") from None
-    if not isinstance(value, datetime):
-        raise _BadValueError(f"expected a datetime, got {type(value).__name__}")
-    if value.tzinfo is None:
-        raise _BadValueError("a timestamptz needs a time zone")
-    return value
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value)
-        except ValueError:
-            raise _BadValueError(f"{value!r} is not an ISO 8601 date") from None
-    if isinstance(value, datetime) or not isinstance(value, date):
-        raise _BadValueError(f"expected a date, got {type(value).__name__}")
-    return date(value.year, value.month, value.day)
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, BaseModel):
-        return value.model_dump(mode="json")
-    if isinstance(value, UUID | Decimal):
-        return str(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    raise TypeError(f"{type(value).__name__} is not JSON")
-
-
-def _jsonb(value: Any) -> str:
-    try:
-        return json.dumps(value, default=_json_default, separators=(",", ":"), allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise _BadValueError(f"not JSON: {exc}") from None
-
-
-# Each column type has one Python type after conversion (a list of them is sent as one
-# array parameter, which psycopg types by its elements).
-_CONVERTERS: dict[str, Callable[[Any], Any]] = {
-    "uuid": _uuid,
-    "text": _text,
-    "integer": _integer("integer"),
-    "bigint": _integer("bigint"),
-    "numeric": _numeric,
-    "double precision": _double,
-    "boolean": _boolean,
-    "timestamptz": _timestamptz,
-    "date": _date,
-    "jsonb": _jsonb,
-}
-
-
-def _plus(total: Any, delta: Any) -> Any:
-    """SQL's `+` on normalised values: NULL stays NULL, numeric is exact."""
-    if total is None or delta is None:
-        return None
-    if isinstance(total, Decimal) or isinstance(delta, Decimal):
-        return _EXACT.add(Decimal(total), Decimal(delta))
-    return total + delta
-
-
-@dataclass(frozen=True)
-class _ColumnInfo:
-    column: Column
-    convert: Callable[[Any], Any]
-    numeric: bool
-    default_number: Any  # a numeric column's default as a value, for sums on the insert path
-
-    @classmethod
-    def of(cls, column: Column) -> _ColumnInfo:
-        numeric = column.type in NUMERIC_TYPES
-        default: Any = None
-        raw = column.default
-        if numeric and raw is not None and not isinstance(raw, SqlFunction):
-            exact = Decimal(int(raw)) if isinstance(raw, bool) else Decimal(str(raw))
-            if column.type == "numeric":
-                default = exact
-            elif column.type == "double precision":
-                default = float(exact)
-            else:
-                default = int(exact)
-        return cls(column, _CONVERTERS[column.type], numeric, default)
-
-
-# -- folding ------------------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class RowWrite:
-    """Everything one page does to one row, as one guarded write.
-
-    `delete_at`: the last Delete of the row in the page (None: none). `tail`: whether upserts
-    follow it. For the tail: `modes` says how each touched column changes an existing row
-    (SET or ADD), `delta` holds the ADD amounts, `insert` the values a fresh row gets;
-    `first` / `last` are the positions of the tail's first and last events.
-    """
-
-    key: tuple[Any, ...]  # tenant_id then the rest of the primary key, normalised
-    first: Position
-    last: Position
-    delete_at: Position | None = None
-    tail: bool = False
-    modes: dict[str, int] = field(default_factory=dict)
-    delta: dict[str, Any] = field(default_factory=dict)
-    insert: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class TableWrite:
-    """One statement's worth: the rows of one table in one generation."""
-
-    table: Table
-    physical: str
-    generation: int
-    upserts: list[RowWrite]
-    deletes: list[RowWrite]
-
-
-@dataclass
-class WritePlan:
-    events: int  # events given
-    handled: int  # events the projection reads (the handler saw them)
-    ops: int
-    writes: list[TableWrite]
-
-    @property
-    def rows(self) -> int:
-        return sum(len(w.upserts) + len(w.deletes) for w in self.writes)
-
-
-@dataclass
-class ApplyResult:
-    events: int
-    handled: int
-    ops: int
-    rows: int  # folded row writes sent
-    written: int  # rows inserted, updated or deleted
-    skipped: int  # rows left alone because they already held a newer event
-    statements: int
-
-
-class TableTarget:
-    """A table's compiled metadata and its two statements (upsert, delete): what a write
-    to it needs, whichever table (live or twin) it writes."""
-
-    def __init__(self, projection: Projection, table: Table, physical: str) -> None:
-        self.table = table
-        self.physical = physical
-        self.key_columns = tuple(table.column(name) for name in table.primary_key)
-        self.key_names = frozenset(table.primary_key[1:])
-        self.values = tuple(_ColumnInfo.of(c) for c in table.value_columns)
-        self.by_name = {info.column.name: info for info in self.values}
-        self.key_convert = tuple(_CONVERTERS[c.type] for c in self.key_columns[1:])
-        self.key_parts = tuple(
-            (c.name, convert) for c, convert in zip(self.key_columns[1:], self.key_convert,
-                                                    strict=True)
-        )
-        self.doubles = frozenset(i.column.name for i in self.values if i.column.type == DOUBLE)
-        # Rendered once: composing the statement on every page would cost more than running it.
-        arrays, aliases = self._arrays()
-        source = sql.SQL("select * from unnest({}) as s({})").format(
-            sql.SQL(", ").join(arrays), sql.SQL(", ").join(aliases))
-        self.merge = self.merge_sql(projection.schema_name, source).as_string(None).encode()
-        self.delete = self._delete_sql(projection.schema_name).as_string(None).encode()
-
-    def _target(self, schema: str) -> sql.Composed:
-        return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(self.physical))
-
-    def _keys_unnest(self) -> tuple[list[sql.Composable], list[sql.Composable], sql.Composable]:
-        arrays: list[sql.Composable] = []
-        aliases: list[sql.Composable] = []
-        match: list[sql.Composable] = []
-        for i, column in enumerate(self.key_columns):
-            arrays.append(sql.SQL("%b::{}[]").format(sql.SQL(type_sql(column.type))))
-            aliases.append(sql.Identifier(f"k{i}"))
-            match.append(
-                sql.SQL("t.{} = s.{}").format(sql.Identifier(column.name), sql.Identifier(f"k{i}"))
-            )
-        return arrays, aliases, sql.SQL(" and ").join(match)
-
-    def _arrays(self) -> tuple[list[sql.Composable], list[sql.Composable]]:
-        """The MERGE's source as array parameters: one array per source column, by name."""
-        arrays, aliases, _match = self._keys_unnest()
-        for alias in ("del_txid", "del_pos", "first_txid", "first_pos", "last_txid", "last_pos"):
-            arrays.append(sql.SQL("%b::bigint[]"))
-            aliases.append(sql.Identifier(alias))
-        for i, info in enumerate(self.values):
-            type_ = sql.SQL(type_sql(info.column.type))
-            arrays += [sql.SQL("%b::smallint[]"), sql.SQL("%b::{}[]").format(type_)]
-            aliases += [sql.Identifier(f"m{i}"), sql.Identifier(f"i{i}")]
-            if info.numeric:
-                arrays.append(sql.SQL("%b::{}[]").format(type_))
-                aliases.append(sql.Identifier(f"d{i}"))
-        return arrays, aliases
-
-    def merge_sql(self, schema: str, source: sql.Composable) -> sql.Composed:
-        """The guarded MERGE of folded row writes from `source`, a query with the columns
-        `_arrays` names: k<i> (the key), del/first/last positions, and per value column
-        m<i> (0, SET or ADD), i<i> (a fresh row's value) and, for numbers, d<i> (the sum
-        an existing row adds). The Python fold sends them as arrays; projections.set_fold
-        computes them in SQL."""
-        _arrays, _aliases, match = self._keys_unnest()
-        inserts: list[sql.Composable] = []
-        updates: list[sql.Composable] = []
-        for i, info in enumerate(self.values):
-            column = info.column
-            type_ = sql.SQL(type_sql(column.type))
-            mode, value, delta = (sql.Identifier(f"{p}{i}") for p in ("m", "i", "d"))
-            default = default_sql(column)
-            fallback = (
-                sql.SQL("({})::{}").format(sql.SQL(default), type_)
-                if default is not None
-                else sql.SQL("null::{}").format(type_)
-            )
-            # A column no row of the page touches comes as a null array (`unnest` pads it
-            # with nulls), hence `> 0` rather than `<> 0`.
-            inserts.append(
-                sql.SQL("case when s.{m} > 0 then s.{i} else {fallback} end").format(
-                    m=mode, fallback=fallback, i=value
-                )
-            )
-            name = sql.Identifier(column.name)
-            if info.numeric:
-                updates.append(
-                    sql.SQL(
-                        "case s.{m} when {set} then s.{i} when {add} then t.{c} + s.{d} "
-                        "else t.{c} end"
-                    ).format(m=mode, set=sql.Literal(SET), add=sql.Literal(ADD), i=value,
-                             c=name, d=delta)
-                )
-            else:
-                updates.append(
-                    sql.SQL("case s.{m} when {set} then s.{i} else t.{c} end").format(
-                        m=mode, set=sql.Literal(SET), i=value, c=name
-                    )
-                )
-        names = [sql.Identifier(c.name) for c in self.values_columns()]
-        guard = [sql.Identifier(g) for g in GUARD_COLUMNS]
-        stamp = sql.SQL("{} = s.last_txid, {} = s.last_pos").format(*guard)
-
-        def assignments(expressions: list[sql.Composable]) -> sql.Composable:
-            pairs = [
-                sql.SQL("{} = {}").format(n, e) for n, e in zip(names, expressions, strict=True)
-            ]
-            return sql.SQL(", ").join([*pairs, stamp])
-
-        return sql.SQL(
-            "merge into {target} as t using ({source}) as s on {match} "
-            # Deleted earlier in the page and upserted again: the row starts over.
-            "when matched and s.del_txid is not null "
-            "and (t.{gt}, t.{gp}) < (s.del_txid, s.del_pos) then update set {replace} "
-            "when matched and (t.{gt}, t.{gp}) < (s.first_txid, s.first_pos) "
-            "then update set {update} "
-            "when not matched then insert ({columns}) values ({keys}, {inserts}, "
-            "s.last_txid, s.last_pos)"
-        ).format(
-            target=self._target(schema),
-            source=source,
-            match=match,
-            gt=guard[0],
-            gp=guard[1],
-            replace=assignments(inserts),
-            update=assignments(updates),
-            columns=sql.SQL(", ").join(
-                [*(sql.Identifier(c.name) for c in self.key_columns), *names, *guard]
-            ),
-            keys=sql.SQL(", ").join(
-                sql.SQL("s.{}").format(sql.Identifier(f"k{i}"))
-                for i in range(len(self.key_columns))
-            ),
-            inserts=sql.SQL(", ").join(inserts),
-        )
-
-    def _delete_sql(self, schema: str) -> sql.Composed:
-        arrays, aliases, match = self._keys_unnest()
-        arrays += [sql.SQL("%b::bigint[]"), sql.SQL("%b::bigint[]")]
-        aliases += [sql.Identifier("txid"), sql.Identifier("pos")]
-        guard = [sql.Identifier(g) for g in GUARD_COLUMNS]
-        # The second count reads the snapshot from before the delete: rows that stay
-        # because they hold a newer event (what strict mode must know about).
-        return sql.SQL(
-            "with s as (select * from unnest({arrays}) as s({aliases})), "
-            "d as (delete from {target} as t using s where {match} "
-            "and (t.{gt}, t.{gp}) < (s.txid, s.pos) returning 1) "
-            "select (select count(*) from d), (select count(*) from {target} as t join s "
-            "on {match} where (t.{gt}, t.{gp}) >= (s.txid, s.pos))"
-        ).format(
-            arrays=sql.SQL(", ").join(arrays),
-            aliases=sql.SQL(", ").join(aliases),
-            target=self._target(schema),
-            match=match,
-            gt=guard[0],
-            gp=guard[1],
-        )
-
-    def values_columns(self) -> tuple[Column, ...]:
-        return tuple(info.column for info in self.values)
-
-    def merge_params(self, rows: Sequence[RowWrite]) -> list[list[Any] | None]:
-        params: list[list[Any] | None] = [
-            [r.key[i] for r in rows] for i in range(len(self.key_columns))
-        ]
-        deletes = any(r.delete_at for r in rows)
-        params += [
-            [r.delete_at[0] if r.delete_at else None for r in rows] if deletes else None,
-            [r.delete_at[1] if r.delete_at else None for r in rows] if deletes else None,
-            [r.first[0] for r in rows],
-            [r.first[1] for r in rows],
-            [r.last[0] for r in rows],
-            [r.last[1] for r in rows],
-        ]
-        # Arrays of nothing but nulls go as one null (dumping costs Python time per item).
-        touched: set[str] = set()
-        for r in rows:
-            touched.update(r.modes)
-        for info in self.values:
-            name = info.column.name
-            if name not in touched:
-                params += [None, None, None] if info.numeric else [None, None]
-                continue
-            params.append([r.modes.get(name, 0) for r in rows])
-            params.append([r.insert.get(name) for r in rows])
-            if info.numeric:
-                deltas = [r.delta.get(name) for r in rows]
-                params.append(deltas if any(d is not None for d in deltas) else None)
-        return params
-
-    def delete_params(self, rows: Sequence[RowWrite]) -> list[list[Any]]:
-        params: list[list[Any]] = [
-            [r.key[i] for r in rows] for i in range(len(self.key_columns))
-        ]
-        deleted = [r.delete_at or r.last for r in rows]
-        params += [[p[0] for p in deleted], [p[1] for p in deleted]]
-        return params
+from projections.values import (
+    BadValueError,
+    plus,
+)
+from projections.writes import (
+    ADD,
+    SET,
+    ApplyResult,
+    Position,
+    RowWrite,
+    TableTarget,
+    TableWrite,
+    WritePlan,
+    send,
+)
 
 
 @dataclass(slots=True)
@@ -579,14 +105,10 @@ class Applier:
         self,
         projection: Projection,
         *,
-        registry: Registry | None = None,
+        registry: Registry,
         physical: Mapping[str, str] | None = None,
         strict: bool = False,
     ) -> None:
-        if registry is None:
-            from domain.app import registry as app_registry
-
-            registry = app_registry
         self.projection = projection
         self.registry = registry
         self.strict = strict
@@ -662,7 +184,7 @@ class Applier:
                     values.append(convert(raw))
                 else:
                     return tuple(values)
-            except (KeyError, _BadValueError):
+            except (KeyError, BadValueError):
                 pass
         return self._key_slowly(event, shape, key)
 
@@ -699,7 +221,7 @@ class Applier:
                 )
             try:
                 values.append(convert(raw))
-            except _BadValueError as exc:
+            except BadValueError as exc:
                 raise self._invalid(
                     f"table {table}, column {column.name} ({column.type}): {exc}",
                     event, table, column.name,
@@ -712,7 +234,7 @@ class Applier:
         if info is not None and raw is not None and (info.numeric or not adding):
             try:
                 return info.convert(raw)
-            except _BadValueError:
+            except BadValueError:
                 pass
         elif info is not None and raw is None and not adding and info.column.nullable:
             return None
@@ -747,7 +269,7 @@ class Applier:
             return None
         try:
             return info.convert(raw)
-        except _BadValueError as exc:
+        except BadValueError as exc:
             raise self._invalid(
                 f"table {table}, column {name} ({column.type}): {exc}", event, table, name
             ) from None
@@ -861,7 +383,7 @@ class Applier:
         for name, amount in change.adds.items():
             mode = current.modes.get(name)
             if mode == SET:
-                current.insert[name] = _plus(current.insert[name], amount)
+                current.insert[name] = plus(current.insert[name], amount)
             elif mode == ADD:
                 if name in shape.doubles:
                     raise self._invalid(
@@ -870,84 +392,28 @@ class Applier:
                         "sums depend on their order)",
                         event, shape.table.name, name,
                     )
-                current.delta[name] = _plus(current.delta[name], amount)
-                current.insert[name] = _plus(current.insert[name], amount)
+                current.delta[name] = plus(current.delta[name], amount)
+                current.insert[name] = plus(current.insert[name], amount)
             else:  # untouched so far: an existing row adds to its value, a new one to the default
                 current.modes[name] = ADD
                 current.delta[name] = amount
-                current.insert[name] = _plus(shape.by_name[name].default_number, amount)
+                current.insert[name] = plus(shape.by_name[name].default_number, amount)
 
     # -- the database part ----------------------------------------------------------------
 
-    async def apply(self, conn: Conn, events: Sequence[Event]) -> ApplyResult:
+    async def apply(
+        self, conn: psycopg.AsyncConnection[Any], events: Sequence[Event]
+    ) -> ApplyResult:
         """Apply the events (those the projection does not read are passed over)."""
         return await self.write(conn, self.plan(events), events)
 
     async def write(
-        self, conn: Conn, plan: WritePlan, events: Sequence[Event] = (), *,
+        self, conn: psycopg.AsyncConnection[Any], plan: WritePlan, events: Sequence[Event] = (), *,
         counted: bool = True,
     ) -> ApplyResult:
-        """Send the plan's statements. `counted=False` (for a connection in pipeline mode,
-        where statements are only sent here) leaves the upserts' written and skipped counts
-        at 0 instead of waiting for each statement's result."""
-        if not counted and self.strict:
-            raise ValueError("strict writes need their counts")
-        written = skipped = statements = 0
-        for write in plan.writes:
-            shape = self._shapes[write.table.name]
-            try:
-                async with conn.cursor() as cur:
-                    if write.upserts:
-                        merging = shape.merge_params(write.upserts)
-                        await cur.execute(shape.merge, merging, binary=True)
-                        statements += 1
-                        if counted:
-                            done = max(cur.rowcount, 0)
-                            written += done
-                            skipped += len(write.upserts) - done
-                    if write.deletes:
-                        deleting = shape.delete_params(write.deletes)
-                        await cur.execute(shape.delete, deleting, binary=True)
-                        statements += 1
-                        row = await cur.fetchone()
-                        if row is not None:
-                            written += int(row[0])
-                            skipped += int(row[1])
-            except psycopg.Error as exc:
-                if not isinstance(exc, psycopg.errors.DataError | psycopg.errors.IntegrityError):
-                    raise  # the connection or the server, not the data: the caller retries
-                if self.strict and isinstance(exc, psycopg.errors.UniqueViolation):
-                    # Inline: another transaction inserted the same new row meanwhile.
-                    raise StaleWriteError(
-                        f"table {write.physical}: another transaction created one of these "
-                        "rows first; retry the transaction",
-                        projection=self.projection.name,
-                        table=write.table.name,
-                    ) from exc
-                first = events[0] if len(events) == 1 else None
-                raise WriteError(
-                    f"table {write.physical}: {str(exc).strip()}",
-                    projection=self.projection.name,
-                    event=first,
-                    table=write.table.name,
-                ) from exc
-            if self.strict and skipped:
-                raise StaleWriteError(
-                    f"table {write.physical}: {skipped} row(s) already hold a newer event "
-                    "than this transaction's (a transaction with a later id wrote them first); "
-                    "retry the transaction",
-                    projection=self.projection.name,
-                    table=write.table.name,
-                )
-        return ApplyResult(
-            events=plan.events,
-            handled=plan.handled,
-            ops=plan.ops,
-            rows=plan.rows,
-            written=written,
-            skipped=skipped,
-            statements=statements,
-        )
+        """Send the plan's statements (see projections.writes.send)."""
+        return await send(conn, plan, self._shapes, projection=self.projection.name,
+                          strict=self.strict, events=events, counted=counted)
 
 
 class Fold:

@@ -26,10 +26,6 @@ stock_levels_rules = Rules(
 STOCK_LEVELS = Projection(
     name="stock_levels",
     version=1,
-    reads=(
-        "inventory.item_registered", "inventory.stock_received",
-        "inventory.stock_reserved", "inventory.stock_released",
-    ),
     tables=(
         Table(
             name="stock_levels",

@@ -179,12 +179,22 @@ Op = Upsert | Delete
 Handler = Callable[[Event, BaseModel], Sequence[Op]]
 
 
+@runtime_checkable
+class DeclaresReads(Protocol):
+    """A handler that knows the event types it reads (Rules)."""
+
+    @property
+    def declared_reads(self) -> tuple[str, ...]: ...
+
+
 class Projection(_Model):
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     name: Identifier
     version: int = Field(ge=1, description="Bump when the handler changes: rebuild needed")
-    reads: tuple[str, ...] = Field(min_length=1, description="event type names")
+    reads: tuple[str, ...] = Field(
+        default=(), description="event type names (by default, those its Rules name)"
+    )
     tables: tuple[Table, ...] = Field(min_length=1)
     readers: tuple[Role, ...] = ("authenticated",)
     realtime: bool = False
@@ -192,8 +202,20 @@ class Projection(_Model):
     schema_name: Identifier = "public"
     handler: Handler = Field(exclude=True, repr=False)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reads_from_rules(cls, data: Any) -> Any:
+        """A handler that declares what it reads (Rules) needs no `reads=` of its own."""
+        if isinstance(data, dict) and not data.get("reads"):
+            handler = data.get("handler")
+            if isinstance(handler, DeclaresReads):
+                return {**data, "reads": handler.declared_reads}
+        return data
+
     @model_validator(mode="after")
     def _consistent(self) -> Projection:
+        if not self.reads:
+            raise ValueError(f"projection {self.name}: say which event types it reads (`reads`)")
         names = [t.name for t in self.tables]
         if len(set(names)) != len(names):
             raise ValueError(f"projection {self.name}: a table is declared twice")
@@ -276,6 +298,3 @@ class Catalog:
 
     def inline(self) -> list[Projection]:
         return [p for p in self if p.mode == "inline"]
-
-    def reading(self, event_type: str) -> list[Projection]:
-        return [p for p in self if event_type in p.reads]

@@ -28,9 +28,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from projections import sql
+from projections import ddl
 from projections.metadata import SqlFunction, Table
-from projections.schema import Difference, TableShape, compare, expected_table
+from projections.schema import compare
+from projections.shapes import Difference, TableShape, expected_table
 from projections.sql import Layout
 
 FILE_SUFFIX = "_projections.sql"
@@ -41,14 +42,14 @@ _BEGIN = re.compile(r"^-- intent:projections-state sha256=(?P<hash>[0-9a-f]{64})
 _END = "-- intent:projections-state end"
 _VERSION_FORMAT = "%Y%m%d%H%M%S"
 GENERATE_HINT = (
-    "run `intent projections generate` to write a new migration (never edit an old one)"
+    "run `intent generate` to write a new migration (never edit an old one)"
 )
 
 _HEADER = """\
--- Projection tables, generated from the projection metadata (projections/app.py) by
--- `intent projections generate`. Do not edit: change the metadata and generate again.
+-- Projection tables, generated from the application's projection metadata by
+-- `intent generate`. Do not edit: change the metadata and generate again.
 -- The state block records the layout this migration brings the database to; the next
--- generation starts from the newest one, and `intent projections check` fails when it is
+-- generation starts from the newest one, and `intent generate --check` fails when it is
 -- not the metadata's.
 """
 
@@ -184,7 +185,7 @@ def render(state: dict[str, Any], changes: Sequence[Difference], statements: Seq
     for statement in statements:
         if statement.startswith("CREATE TABLE"):
             lines.append("\n")  # a blank line before each table, for the reader
-        lines.append(sql.script([statement]))
+        lines.append(ddl.script([statement]))
     return "".join(lines)
 
 

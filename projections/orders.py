@@ -23,7 +23,6 @@ order_summaries_rules = Rules(
 ORDER_SUMMARIES = Projection(
     name="order_summaries",
     version=1,
-    reads=("orders.order_placed", "orders.order_paid", "orders.order_cancelled"),
     tables=(
         Table(
             name="order_summaries",

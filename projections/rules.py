@@ -161,6 +161,12 @@ class Rules:
     def events(self) -> frozenset[str]:
         return frozenset(self._by_event)
 
+    @property
+    def declared_reads(self) -> tuple[str, ...]:
+        """The event types the rules name, in the order they first appear: what a
+        projection declared with these rules reads when it does not say."""
+        return tuple(self._by_event)
+
     def check(self, projection: Projection, models: Mapping[str, type[BaseModel]]) -> None:
         """Refuse rules that could not run as declared. `models`: each event type's current
         payload model."""

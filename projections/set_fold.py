@@ -39,12 +39,13 @@ import psycopg
 from psycopg import sql
 from pydantic import BaseModel
 
-from projections.apply import Applier, TableTarget
+from domain.feed import FeedPosition
+from projections.apply import Applier
 from projections.metadata import Projection
 from projections.rules import Constant, EventFact, Negated, On, PayloadField, Rules, Term
 from projections.sql import default_sql, type_sql
-from pump.database import Conn
-from pump.feed import FeedPosition
+from projections.values import ColumnInfo
+from projections.writes import TableTarget
 
 log = logging.getLogger("intent.projections")
 
@@ -202,58 +203,11 @@ class SetFold:
             sql.SQL("max(pos) filter (where rn = 1) as last_pos"),
         ]
         for i, info in enumerate(target.values):
-            column = info.column
-            type_ = sql.SQL(type_sql(column.type))
-            s, v, a, rc = (sql.Identifier(f"{p}{i}") for p in ("s", "v", "a", "rc"))
-            m, ins, d = (sql.Identifier(f"{p}{i}") for p in ("m", "i", "d"))
-            sets, adds = column.name in set_columns, column.name in add_columns
-            if sets:
-                windows.append(sql.SQL("count(*) filter (where o.{}) over w as {}").format(s, rc))
-            last_set = sql.SQL(
-                "(array_agg({v}) filter (where dc = 0 and {s} and {rc} = 1))[1]"
-            ).format(v=v, s=s, rc=rc)
-            if not sets and not adds:
-                out += [sql.SQL("0 as {}").format(m), sql.SQL("null::{} as {}").format(type_, ins)]
-                if info.numeric:
-                    out.append(sql.SQL("null::{} as {}").format(type_, d))
-                continue
-            if not adds:
-                out += [
-                    sql.SQL("case when bool_or({s}) filter (where dc = 0) then 1 else 0 end "
-                            "as {m}").format(s=s, m=m),
-                    sql.SQL("{} as {}").format(last_set, ins),
-                ]
-                if info.numeric:
-                    out.append(sql.SQL("null::{} as {}").format(type_, d))
-                continue
-            total = sql.SQL("sum({a}) filter (where dc = 0)").format(a=a)
-            default = default_sql(column)
-            start = (sql.SQL("({})::{}").format(sql.SQL(default), type_) if default is not None
-                     else sql.SQL("null::{}").format(type_))
-            fresh = sql.SQL(
-                "case when bool_or({a} is not null) filter (where dc = 0 and starts) "
-                "then {total} else {start} + {total} end"
-            ).format(a=a, total=total, start=start)
-            if sets:
-                after = sql.SQL("sum({a}) filter (where dc = 0 and {rc} = 0)").format(a=a, rc=rc)
-                mode = sql.SQL(
-                    "case when bool_or({s}) filter (where dc = 0) then 1 "
-                    "when bool_or({a} is not null) filter (where dc = 0) then 2 else 0 end"
-                ).format(s=s, a=a)
-                value = sql.SQL(
-                    "case when bool_or({s}) filter (where dc = 0) "
-                    "then {last} + coalesce({after}, 0) else {fresh} end"
-                ).format(s=s, last=last_set, after=after, fresh=fresh)
-            else:
-                mode = sql.SQL(
-                    "case when bool_or({a} is not null) filter (where dc = 0) then 2 else 0 end"
-                ).format(a=a)
-                value = fresh
-            out += [
-                sql.SQL("{} as {}").format(mode, m),
-                sql.SQL("({})::{} as {}").format(value, type_, ins),
-                sql.SQL("({})::{} as {}").format(total, type_, d),
-            ]
+            more_windows, more_out = self._column_fold(
+                i, info, info.column.name in set_columns, info.column.name in add_columns
+            )
+            windows += more_windows
+            out += more_out
         return sql.SQL(
             "with ev as ("
             "select e.tenant_id, e.aggregate_id, e.event_type, e.payload, e.metadata, "
@@ -271,6 +225,67 @@ class SetFold:
             keys=keys,
             out=sql.SQL(", ").join(out),
         )
+
+    @staticmethod
+    def _column_fold(
+        i: int, info: ColumnInfo, sets: bool, adds: bool
+    ) -> tuple[list[sql.Composable], list[sql.Composable]]:
+        """Column i's part of the fold: its window (when rules set it) and its m/i/d outputs:
+        untouched, set only, or added to (with or without sets)."""
+        windows: list[sql.Composable] = []
+        out: list[sql.Composable] = []
+        column = info.column
+        type_ = sql.SQL(type_sql(column.type))
+        s, v, a, rc = (sql.Identifier(f"{p}{i}") for p in ("s", "v", "a", "rc"))
+        m, ins, d = (sql.Identifier(f"{p}{i}") for p in ("m", "i", "d"))
+        if sets:
+            windows.append(sql.SQL("count(*) filter (where o.{}) over w as {}").format(s, rc))
+        last_set = sql.SQL(
+            "(array_agg({v}) filter (where dc = 0 and {s} and {rc} = 1))[1]"
+        ).format(v=v, s=s, rc=rc)
+        if not sets and not adds:
+            out += [sql.SQL("0 as {}").format(m), sql.SQL("null::{} as {}").format(type_, ins)]
+            if info.numeric:
+                out.append(sql.SQL("null::{} as {}").format(type_, d))
+            return windows, out
+        if not adds:
+            out += [
+                sql.SQL("case when bool_or({s}) filter (where dc = 0) then 1 else 0 end "
+                        "as {m}").format(s=s, m=m),
+                sql.SQL("{} as {}").format(last_set, ins),
+            ]
+            if info.numeric:
+                out.append(sql.SQL("null::{} as {}").format(type_, d))
+            return windows, out
+        total = sql.SQL("sum({a}) filter (where dc = 0)").format(a=a)
+        default = default_sql(column)
+        start = (sql.SQL("({})::{}").format(sql.SQL(default), type_) if default is not None
+                 else sql.SQL("null::{}").format(type_))
+        fresh = sql.SQL(
+            "case when bool_or({a} is not null) filter (where dc = 0 and starts) "
+            "then {total} else {start} + {total} end"
+        ).format(a=a, total=total, start=start)
+        if sets:
+            after = sql.SQL("sum({a}) filter (where dc = 0 and {rc} = 0)").format(a=a, rc=rc)
+            mode = sql.SQL(
+                "case when bool_or({s}) filter (where dc = 0) then 1 "
+                "when bool_or({a} is not null) filter (where dc = 0) then 2 else 0 end"
+            ).format(s=s, a=a)
+            value = sql.SQL(
+                "case when bool_or({s}) filter (where dc = 0) "
+                "then {last} + coalesce({after}, 0) else {fresh} end"
+            ).format(s=s, last=last_set, after=after, fresh=fresh)
+        else:
+            mode = sql.SQL(
+                "case when bool_or({a} is not null) filter (where dc = 0) then 2 else 0 end"
+            ).format(a=a)
+            value = fresh
+        out += [
+            sql.SQL("{} as {}").format(mode, m),
+            sql.SQL("({})::{} as {}").format(value, type_, ins),
+            sql.SQL("({})::{} as {}").format(total, type_, d),
+        ]
+        return windows, out
 
     def _delete(self, target: TableTarget, schema: str, fold: sql.Composable) -> sql.Composed:
         match = sql.SQL(" and ").join(
@@ -318,7 +333,7 @@ class Range:
     older: int  # of those, stored at an older schema version than the current one
 
 
-async def next_range(conn: Conn, after: FeedPosition, fold: SetFold, *,
+async def next_range(conn: psycopg.AsyncConnection[Any], after: FeedPosition, fold: SetFold, *,
                      limit: int) -> Range | None:
     """The next `limit` (at most) feed events below the horizon, or None when there are none.
     Read it before writing in the transaction (a transaction id holds the horizon back)."""
@@ -333,7 +348,9 @@ async def next_range(conn: Conn, after: FeedPosition, fold: SetFold, *,
     return Range(FeedPosition(int(txid), int(position)), int(read), int(handled), int(older))
 
 
-async def fold_range(conn: Conn, fold: SetFold, after: FeedPosition, upto: Range) -> bool:
+async def fold_range(
+    conn: psycopg.AsyncConnection[Any], fold: SetFold, after: FeedPosition, upto: Range
+) -> bool:
     """Fold the range's events into the tables, in the caller's transaction (a savepoint of
     its own). False, with nothing written, when the range holds older schema versions or
     its statements fail on the data: the caller then applies it through Python."""

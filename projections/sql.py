@@ -34,23 +34,20 @@ Decisions the rest of Intent relies on:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
-import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
 from projections.metadata import (
     GUARD_COLUMNS,
-    TENANT_COLUMN,
     Column,
     Index,
     Role,
     SqlFunction,
     Table,
 )
-from projections.roles import RUNTIME_ROLE
 
 DIALECT = "postgres"
 PUBLICATION = "supabase_realtime"
@@ -130,7 +127,7 @@ def qualified(schema: str, name: str) -> str:
     return table_ref(schema, name).sql(DIALECT)
 
 
-def _render(expression: exp.Expression, *, pretty: bool = False) -> str:
+def render(expression: exp.Expression, *, pretty: bool = False) -> str:
     """Anything sqlglot cannot render faithfully is an error, never a silent approximation."""
     return expression.sql(dialect=DIALECT, pretty=pretty, unsupported_level=ErrorLevel.RAISE)
 
@@ -156,7 +153,7 @@ def default_expression(value: SqlFunction | bool | int | float | str) -> exp.Exp
 
 
 def default_sql(column: Column) -> str | None:
-    return None if column.default is None else _render(default_expression(column.default))
+    return None if column.default is None else render(default_expression(column.default))
 
 
 def data_type(type_name: str) -> exp.DataType:
@@ -164,7 +161,7 @@ def data_type(type_name: str) -> exp.DataType:
 
 
 def type_sql(type_name: str) -> str:
-    return _render(data_type(type_name))
+    return render(data_type(type_name))
 
 
 def column_def(column: Column, *, if_not_exists: bool = False) -> exp.ColumnDef:
@@ -204,16 +201,16 @@ def create_table(schema: str, physical: str, table: Table) -> str:
     create = exp.Create(
         kind="TABLE", this=exp.Schema(this=table_ref(schema, physical), expressions=body)
     )
-    return _render(create, pretty=True)
+    return render(create, pretty=True)
 
 
 def drop_table(schema: str, physical: str) -> str:
-    return _render(exp.Drop(kind="TABLE", tables=[table_ref(schema, physical)], exists=True))
+    return render(exp.Drop(kind="TABLE", tables=[table_ref(schema, physical)], exists=True))
 
 
 def comment_table(schema: str, physical: str, projection: str) -> str:
     identifier(projection)
-    return _render(
+    return render(
         exp.Comment(
             this=table_ref(schema, physical),
             kind="TABLE",
@@ -223,7 +220,7 @@ def comment_table(schema: str, physical: str, projection: str) -> str:
 
 
 def _alter(schema: str, physical: str, action: exp.Expression) -> str:
-    return _render(exp.Alter(this=table_ref(schema, physical), kind="TABLE", actions=[action]))
+    return render(exp.Alter(this=table_ref(schema, physical), kind="TABLE", actions=[action]))
 
 
 def add_column(schema: str, physical: str, column: Column, *, if_not_exists: bool = False) -> str:
@@ -315,211 +312,8 @@ def create_index(schema: str, physical: str, index: Index, *, if_not_exists: boo
             ),
         ),
     )
-    return _render(create)
+    return render(create)
 
 
 def drop_index(schema: str, name: str) -> str:
-    return _render(exp.Drop(kind="INDEX", tables=[table_ref(schema, name)], exists=True))
-
-
-# -- row-level security, policies, grants, publication (text around rendered names) --------
-
-
-def enable_rls(schema: str, physical: str) -> str:
-    return f"ALTER TABLE {qualified(schema, physical)} ENABLE ROW LEVEL SECURITY"
-
-
-def force_rls(schema: str, physical: str) -> str:
-    return f"ALTER TABLE {qualified(schema, physical)} FORCE ROW LEVEL SECURITY"
-
-
-def policy_name(role: str) -> str:
-    return f"{role}_tenant_read"
-
-
-def tenant_filter() -> exp.Expression:
-    """The row filter of every reader policy; the sub-select makes PostgreSQL evaluate the
-    claim once per statement instead of once per row."""
-    current = sqlglot.parse_one("intent.current_tenant_id()", read=DIALECT)
-    return exp.EQ(
-        this=exp.Column(this=identifier(TENANT_COLUMN)),
-        expression=exp.Subquery(this=exp.select(current)),
-    )
-
-
-def tenant_filter_sql() -> str:
-    return _render(tenant_filter())
-
-
-def policy_roles(readers: Iterable[str]) -> list[str]:
-    """The readers that need a policy (in a fixed order)."""
-    return sorted(r for r in set(readers) if r not in BYPASSES_RLS)
-
-
-def create_policy(schema: str, physical: str, role: str) -> str:
-    return (
-        f"CREATE POLICY {name_sql(policy_name(role))} ON {qualified(schema, physical)} "
-        f"AS PERMISSIVE FOR SELECT TO {name_sql(role)} USING ({tenant_filter_sql()})"
-    )
-
-
-def drop_policy(schema: str, physical: str, name: str) -> str:
-    return f"DROP POLICY IF EXISTS {name_sql(name)} ON {qualified(schema, physical)}"
-
-
-def _principals(roles: Iterable[str]) -> list[exp.GrantPrincipal]:
-    return [exp.GrantPrincipal(this=identifier(role)) for role in roles]
-
-
-def _privileges(privileges: Iterable[str]) -> list[exp.GrantPrivilege]:
-    checked = []
-    for privilege in privileges:
-        word = privilege.upper()
-        if word not in _TABLE_PRIVILEGES and word != "ALL":
-            raise ValueError(f"not a table privilege: {privilege!r}")
-        checked.append(exp.GrantPrivilege(this=exp.var(word)))
-    return checked
-
-
-_TABLE_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
-
-
-def revoke(schema: str, physical: str, privileges: Sequence[str], roles: Sequence[str]) -> str:
-    return _render(
-        exp.Revoke(
-            privileges=_privileges(privileges),
-            kind="TABLE",
-            securable=table_ref(schema, physical),
-            principals=_principals(roles),
-        )
-    )
-
-
-def grant(schema: str, physical: str, privileges: Sequence[str], roles: Sequence[str]) -> str:
-    return _render(
-        exp.Grant(
-            privileges=_privileges(privileges),
-            kind="TABLE",
-            securable=table_ref(schema, physical),
-            principals=_principals(roles),
-        )
-    )
-
-
-def publication_add(schema: str, physical: str) -> str:
-    return f"ALTER PUBLICATION {name_sql(PUBLICATION)} ADD TABLE {qualified(schema, physical)}"
-
-
-def publication_drop(schema: str, physical: str) -> str:
-    return f"ALTER PUBLICATION {name_sql(PUBLICATION)} DROP TABLE {qualified(schema, physical)}"
-
-
-# -- schemas -------------------------------------------------------------------------------
-
-
-def schema_ddl(schema: str, readers: Iterable[str]) -> list[str]:
-    """A projection schema other than public: created when missing, usable by its readers
-    (public is usable by every role already)."""
-    if schema == "public":
-        return []
-    create = exp.Create(kind="SCHEMA", this=exp.Table(this=identifier(schema)), exists=True)
-    statements = [_render(create)]
-    roles = sorted({*readers, RUNTIME_ROLE})
-    statements.append(grant_schema_usage(schema, roles))
-    return statements
-
-
-def grant_schema_usage(schema: str, roles: Sequence[str]) -> str:
-    return _render(
-        exp.Grant(
-            privileges=[exp.GrantPrivilege(this=exp.var("USAGE"))],
-            kind="SCHEMA",
-            securable=exp.Table(this=identifier(schema)),
-            principals=_principals(roles),
-        )
-    )
-
-
-# -- whole tables --------------------------------------------------------------------------
-
-
-def access_ddl(projection: Layout, physical: str) -> list[str]:
-    """RLS, policies and grants of one table, as a fresh table needs them."""
-    schema = projection.schema_name
-    statements = [enable_rls(schema, physical), force_rls(schema, physical)]
-    statements += [
-        create_policy(schema, physical, role) for role in policy_roles(projection.readers)
-    ]
-    statements.append(revoke(schema, physical, ["ALL"], REVOKED_FROM))
-    readers = sorted(set(projection.readers))
-    if readers:
-        statements.append(grant(schema, physical, ["SELECT"], readers))
-    statements.append(grant(schema, physical, WRITER_PRIVILEGES, [RUNTIME_ROLE]))
-    return statements
-
-
-def table_ddl(
-    projection: Layout,
-    table: Table,
-    *,
-    physical_name: str | None = None,
-    realtime: bool | None = None,
-) -> list[str]:
-    """Everything that creates one table as the metadata says. `realtime=False` leaves a
-    twin out of the publication (a rebuild's bulk writes need not be decoded for Realtime);
-    whoever swaps it in then adds it with `publication_add`."""
-    schema = projection.schema_name
-    physical = physical_name if physical_name is not None else table.name
-    identifier(physical)
-    statements = [create_table(schema, physical, table)]
-    statements += [create_index(schema, physical, index) for index in table.indexes]
-    statements.append(comment_table(schema, physical, projection.name))
-    statements += access_ddl(projection, physical)
-    if projection.realtime if realtime is None else realtime:
-        statements.append(publication_add(schema, physical))
-    return statements
-
-
-def projection_ddl(projection: Layout) -> list[str]:
-    """All of a projection's tables (and its schema when it is not public)."""
-    statements = schema_ddl(projection.schema_name, projection.readers)
-    for table in projection.tables:
-        statements += table_ddl(projection, table)
-    return statements
-
-
-def rename_table(
-    projection: Layout, table: Table, *, from_name: str, to_name: str
-) -> list[str]:
-    """Rename a physical table with its indexes and primary key, so that after a swap the
-    names are those a fresh `table_ddl` would have given (drift compares names)."""
-    schema = projection.schema_name
-    statements = [
-        _render(
-            exp.Alter(
-                this=table_ref(schema, from_name),
-                kind="TABLE",
-                actions=[exp.AlterRename(this=exp.Table(this=identifier(to_name)))],
-            )
-        )
-    ]
-    statements.append(
-        f"ALTER TABLE {qualified(schema, to_name)} RENAME CONSTRAINT "
-        f"{name_sql(primary_key_name(from_name))} TO {name_sql(primary_key_name(to_name))}"
-    )
-    for index in table.indexes:
-        statements.append(
-            _render(
-                exp.Alter(
-                    this=table_ref(schema, index.name_on(from_name)),
-                    kind="INDEX",
-                    actions=[exp.AlterRename(this=exp.Table(this=identifier(index.name_on(to_name))))],
-                )
-            )
-        )
-    return statements
-
-
-def script(statements: Iterable[str]) -> str:
-    """Statements as one SQL text, each ending with a semicolon."""
-    return "".join(f"{statement};\n" for statement in statements)
+    return render(exp.Drop(kind="INDEX", tables=[table_ref(schema, name)], exists=True))

@@ -7,6 +7,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import aiohttp
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -14,9 +15,9 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from pump import telemetry
-from pump.temporal_settings import DEV_SERVER_TUNING
-from tools.local_pg import LocalCluster, scratch_cluster
+from pump.observability import telemetry
+from pump.temporal.settings import DEV_SERVER_TUNING
+from tools.local.cluster import LocalCluster, scratch_cluster
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +69,10 @@ def spans() -> Iterator[InMemorySpanExporter]:
     finally:
         telemetry.use_tracer_provider(None)
         provider.shutdown()
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client for this test (tests/support/http.py has the calls made with it)."""
+    async with aiohttp.ClientSession() as session:
+        yield session

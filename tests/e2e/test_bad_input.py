@@ -4,36 +4,17 @@ with a stable code, nothing is stored, and the gateway keeps serving."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
 from uuid import uuid4
 
 import aiohttp
 import psycopg
 import pytest
 
-from tests.e2e.scenario import People
+from tests.support.http import post_json
+from tests.support.scenario import People
 from tools.gateway.testing import RunningGateway
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def headers(people: People, content_type: str = "application/json") -> dict[str, str]:
-    return {"apikey": people.anon, "Authorization": f"Bearer {people.token_a}",
-            "Content-Type": content_type}
-
-
-async def post(
-    http: aiohttp.ClientSession, url: str, body: bytes, hdrs: dict[str, str]
-) -> tuple[int, Any]:
-    async with http.post(url, data=body, headers=hdrs) as answer:
-        return answer.status, json.loads(await answer.text() or "null")
 
 
 @pytest.mark.parametrize(
@@ -56,8 +37,8 @@ async def test_bad_commands_get_a_clear_error_and_store_nothing(
     body: bytes, content_type: str, status: int, code: str,
 ) -> None:
     people = People()
-    answer_status, answer = await post(
-        http, f"{gateway.url}/functions/v1/command", body, headers(people, content_type)
+    answer_status, answer = await post_json(
+        http, f"{gateway.url}/functions/v1/command", body, people.headers(content_type)
     )
     assert (answer_status, answer["error"]["code"]) == (status, code)
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
@@ -68,11 +49,11 @@ async def test_bad_commands_get_a_clear_error_and_store_nothing(
     assert row is not None
     assert row[0] == 0
     # ... and the gateway still serves a good request.
-    ok_status, ok = await post(
+    ok_status, ok = await post_json(
         http, f"{gateway.url}/functions/v1/command",
         json.dumps({"type": "inventory.register_item",
                     "payload": {"item_id": str(uuid4()), "sku": "S", "name": "N"}}).encode(),
-        headers(people),
+        people.headers(),
     )
     assert (ok_status, ok["status"]) == (202, "pending")
 
@@ -81,7 +62,7 @@ async def test_an_unsupported_filter_and_an_unknown_function_are_named_in_the_er
     gateway: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
     people = People()
-    hdrs = headers(people)
+    hdrs = people.headers()
     async with http.get(f"{gateway.url}/rest/v1/stock_levels?on_hand=like.1*",
                         headers=hdrs) as answer:
         assert answer.status == 400

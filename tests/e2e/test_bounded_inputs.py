@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -17,7 +16,8 @@ import psycopg
 import pytest
 
 from domain.bounds import INT64_MAX, MAX_DEPTH
-from tests.e2e.scenario import People
+from tests.support.http import post_json
+from tests.support.scenario import People
 from tools.gateway.testing import RunningGateway
 
 pytestmark = pytest.mark.integration
@@ -40,25 +40,12 @@ def nested(levels: int) -> Any:
     return value
 
 
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def headers(people: People) -> dict[str, str]:
-    return {"apikey": people.anon, "Authorization": f"Bearer {people.token_a}",
-            "Content-Type": "application/json"}
-
-
 async def via_function(
     http: aiohttp.ClientSession, gateway: RunningGateway, people: People, kind: str,
     payload: dict[str, Any],
 ) -> tuple[int, Any]:
     body = json.dumps({"type": kind, "payload": payload}).encode()
-    async with http.post(f"{gateway.url}/functions/v1/command", data=body,
-                         headers=headers(people)) as answer:
-        return answer.status, json.loads(await answer.text() or "null")
+    return await post_json(http, f"{gateway.url}/functions/v1/command", body, people.headers())
 
 
 async def via_rpc(
@@ -66,9 +53,8 @@ async def via_rpc(
     payload: dict[str, Any],
 ) -> tuple[int, Any]:
     body = json.dumps({"command_type": kind, "payload": payload}).encode()
-    async with http.post(f"{gateway.url}/rest/v1/rpc/submit_command", data=body,
-                         headers=headers(people)) as answer:
-        return answer.status, json.loads(await answer.text() or "null")
+    return await post_json(http, f"{gateway.url}/rest/v1/rpc/submit_command", body,
+                           people.headers())
 
 
 async def stored(database_url: str, tenant: UUID) -> int:

@@ -3,16 +3,13 @@ pipeline: the same scenario as the supabase-py tests, run as a script."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import shutil
 from typing import Any
 from uuid import uuid4
 
 import pytest
 
-from tests.e2e.scenario import People
+from tests.support.node import run_script
+from tests.support.scenario import People
 from tools.gateway.testing import RunningGateway
 from tools.settings import REPO_ROOT
 
@@ -22,22 +19,11 @@ SCRIPT = REPO_ROOT / "tests" / "e2e" / "js" / "scenario.mjs"
 
 
 async def run_scenario(gateway: RunningGateway, people: People, item: str) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node, "Node.js is needed for the supabase-js tests (./run setup installs it)"
-    inputs = {
+    return await run_script(SCRIPT, {
         "url": gateway.url, "anonKey": people.anon, "tokenA": people.token_a,
         "tokenB": people.token_b, "forged": people.forged, "expired": people.expired,
         "item": item,
-    }
-    process = await asyncio.create_subprocess_exec(
-        node, str(SCRIPT), cwd=REPO_ROOT,
-        env={**os.environ, "INTENT_E2E": json.dumps(inputs)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, err.decode()
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
+    })
 
 
 async def test_supabase_js_commands_hydrates_reads_and_is_fenced_by_tenant(

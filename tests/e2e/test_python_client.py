@@ -12,27 +12,19 @@ from uuid import uuid4
 
 import pytest
 from postgrest.exceptions import APIError
-from supabase import Client, ClientOptions, create_client
+from supabase import Client
 from supabase_functions.errors import FunctionsHttpError
 
-from tests.e2e.scenario import People
+from tests.support.http import SUPABASE_PY_DEPRECATIONS, sync_client_for
+from tests.support.scenario import People
 from tools.gateway.testing import RunningGateway
 
 pytestmark = [
     pytest.mark.integration,
-    # supabase-py 2.34 warns about its own use of these options; nothing to act on here.
-    pytest.mark.filterwarnings(
-        r"ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning"
-    ),
+    SUPABASE_PY_DEPRECATIONS,
 ]
 
 T = TypeVar("T")
-
-
-def client(gateway: RunningGateway, token: str | None) -> Client:
-    """A client with the anon key as apikey and, when given, a user's token as bearer."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return create_client(gateway.url, People().anon, ClientOptions(headers=headers))
 
 
 async def call(fn: Callable[[], T]) -> T:
@@ -73,7 +65,7 @@ def people() -> People:
 async def test_commands_through_the_function_and_the_rpc_reach_the_read_model(
     gateway: RunningGateway, pipeline: None, people: People
 ) -> None:
-    a = client(gateway, people.token_a)
+    a = sync_client_for(gateway, people.token_a)
     item = str(people.item)
     accepted = await call(lambda: invoke(a, {
         "type": "inventory.register_item",
@@ -109,7 +101,7 @@ async def test_commands_through_the_function_and_the_rpc_reach_the_read_model(
 async def test_a_second_tenant_can_neither_command_nor_read_the_first_tenants_item(
     gateway: RunningGateway, pipeline: None, people: People
 ) -> None:
-    a, b = client(gateway, people.token_a), client(gateway, people.token_b)
+    a, b = sync_client_for(gateway, people.token_a), sync_client_for(gateway, people.token_b)
     item = str(uuid4())  # tenant A's, registered here
     registered = await call(lambda: invoke(a, {
         "type": "inventory.register_item",
@@ -135,7 +127,7 @@ async def test_anon_forged_and_expired_tokens_are_refused_on_every_path(
     gateway: RunningGateway, people: People, who: str
 ) -> None:
     token = None if who == "anon" else getattr(people, who)
-    c = client(gateway, token)
+    c = sync_client_for(gateway, token)
     body = {"type": "inventory.receive_stock",
             "payload": {"item_id": str(people.item), "quantity": 1}}
     with pytest.raises(FunctionsHttpError) as by_function:
@@ -156,7 +148,7 @@ async def test_a_retry_with_the_same_command_id_gets_the_first_answer_and_runs_o
 ) -> None:
     """The README's retry recipe: a client whose request failed mid-flight does not know
     whether the command was stored, so it sends the same commandId again (with `wait`)."""
-    a = client(gateway, people.token_a)
+    a = sync_client_for(gateway, people.token_a)
     item, command_id = str(uuid4()), str(uuid4())
     await call(lambda: invoke(a, {"type": "inventory.register_item", "wait": True,
                                   "payload": {"item_id": item, "sku": "R", "name": "R"}}))

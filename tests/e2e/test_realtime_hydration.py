@@ -8,9 +8,6 @@ again and end at the right version."""
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import shutil
 import subprocess
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -19,20 +16,20 @@ from uuid import uuid4
 
 import pytest
 from realtime.types import RealtimePostgresChangesListenEvent
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
+from supabase import AsyncClient
 
-from tests.e2e.scenario import People
+from tests.support.http import SUPABASE_PY_DEPRECATIONS, client_for
+from tests.support.node import run_script
+from tests.support.scenario import People
 from tools.client import LiveAggregate, StreamEvent, SubscriptionError
 from tools.client.hydration import channel_options
 from tools.gateway.testing import RunningGateway
-from tools.local_keys import user_token
+from tools.local.keys import user_token
 from tools.settings import REPO_ROOT
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.filterwarnings(
-        r"ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning"
-    ),
+    SUPABASE_PY_DEPRECATIONS,
     # realtime-py reads the close code of a dropped socket the deprecated way.
     pytest.mark.filterwarnings(r"ignore:ConnectionClosed\.(code|reason) is deprecated"),
 ]
@@ -51,12 +48,6 @@ def versions(state: list[int], event: StreamEvent) -> list[int]:
 
 def from_snapshot(snapshot: Mapping[str, Any]) -> list[int]:
     return list(range(1, int(snapshot["version"]) + 1))
-
-
-async def client(gateway: RunningGateway, token: str) -> AsyncClient:
-    return await acreate_client(
-        gateway.url, People().anon,
-        AsyncClientOptions(headers={"Authorization": f"Bearer {token}"}))
 
 
 async def command(c: AsyncClient, body: dict[str, Any]) -> dict[str, Any]:
@@ -87,9 +78,9 @@ def people() -> People:
 async def clients(gateway: RunningGateway, people: People
                   ) -> AsyncIterator[tuple[AsyncClient, AsyncClient, AsyncClient]]:
     """(user A, another user of tenant A who sends the commands, user B of tenant B)."""
-    made = [await client(gateway, people.token_a),
-            await client(gateway, user_token(people.tenant_a, uuid4())),
-            await client(gateway, people.token_b)]
+    made = [await client_for(gateway, people.token_a),
+            await client_for(gateway, user_token(people.tenant_a, uuid4())),
+            await client_for(gateway, people.token_b)]
     yield made[0], made[1], made[2]
     for c in made:
         await c.realtime.close()
@@ -206,21 +197,11 @@ async def test_a_dropped_socket_makes_the_client_hydrate_again(
 # -- supabase-js ----------------------------------------------------------------------------
 async def run_driver(gateway: RunningGateway, people: People, compiled: Path,
                      **extra: Any) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node, "Node.js is needed for the supabase-js tests (./run setup installs it)"
-    inputs = {"url": gateway.url, "anonKey": people.anon, "tokenA": people.token_a,
-              "tokenColleague": user_token(people.tenant_a, uuid4()),
-              "tokenB": people.token_b, "tenantA": str(people.tenant_a),
-              "library": str(compiled), "followMs": int(FOLLOW_SECONDS * 1000), **extra}
-    process = await asyncio.create_subprocess_exec(
-        node, str(DRIVER), cwd=REPO_ROOT,
-        env={**os.environ, "INTENT_E2E": json.dumps(inputs)},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, err.decode() + out.decode()
-    result: dict[str, Any] = json.loads(out.decode().strip().splitlines()[-1])
-    return result
+    return await run_script(DRIVER, {
+        "url": gateway.url, "anonKey": people.anon, "tokenA": people.token_a,
+        "tokenColleague": user_token(people.tenant_a, uuid4()),
+        "tokenB": people.token_b, "tenantA": str(people.tenant_a),
+        "library": str(compiled), "followMs": int(FOLLOW_SECONDS * 1000), **extra})
 
 
 @pytest.fixture(scope="module")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
+import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
-from pump.aggregates import AggregateRepository
-from pump.database import Conn, open_pool
-from pump.event_store import PostgresEventStore
-from pump.feed import GlobalFeed
-from tests.integration.projection_kit import Made
+from domain.shop import registry
+from pump.store.aggregates import AggregateRepository
+from pump.store.connections import Conn, open_pool
+from pump.store.events import PostgresEventStore
+from pump.store.feed import GlobalFeed
+from tests.support.projections import Made
+from tests.support.tenants import Tenants
 
 
 @pytest.fixture(scope="session")
@@ -46,3 +49,20 @@ async def made(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Made]:
         yield helper
     finally:
         await helper.drop_all()
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
+    """One autocommit connection of the test's own, as the superuser."""
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+async def tenants(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Tenants]:
+    """Fresh tenants for one test; their commands are deleted afterwards."""
+    made = Tenants()
+    try:
+        yield made
+    finally:
+        await made.forget(pool)

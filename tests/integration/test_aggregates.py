@@ -7,14 +7,15 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
 from domain.contracts import Command, Metadata, StreamId
 from domain.decider import Loaded, decide
 from domain.errors import ConcurrencyError, InvalidEvent, UnknownEventType
 from domain.inventory import Item, ItemState
-from pump.aggregates import AggregateRepository
-from pump.database import Conn
-from tests.integration.streams import TENANT_A, new_stream
+from domain.shop import registry
+from pump.store.aggregates import AggregateRepository
+from pump.store.connections import Conn
+from tests.support.streams import new_stream
+from tests.support.tenants import TENANT_A
 
 pytestmark = pytest.mark.integration
 

@@ -6,15 +6,16 @@ from __future__ import annotations
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
 from domain.contracts import StreamId
 from domain.decider import evolve_all
 from domain.errors import ConcurrencyError
 from domain.inventory import Item
-from pump.aggregates import AggregateRepository
-from pump.database import Conn
-from pump.event_store import DuplicateEvent, InvalidAppend, PostgresEventStore
-from tests.integration.streams import TENANT_B, history, new_stream, received
+from domain.shop import registry
+from pump.store.aggregates import AggregateRepository
+from pump.store.connections import Conn
+from pump.store.events import DuplicateEvent, InvalidAppend, PostgresEventStore
+from tests.support.streams import history, new_stream, received
+from tests.support.tenants import TENANT_B
 
 pytestmark = pytest.mark.integration
 

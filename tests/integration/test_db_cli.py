@@ -6,7 +6,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,30 +13,22 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from tools.local_pg import free_port
+from tests.support.processes import INTENT, ambient_env, public_tempdir, run_intent
+from tools.local.cluster import free_port
 
 pytestmark = pytest.mark.integration
 
-INTENT = [sys.executable, "-m", "tools.cli"]
-
 
 def intent(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*INTENT, *args], env=env, capture_output=True, text=True, timeout=180, check=False,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_intent(*args, env=env)
 
 
 @pytest.fixture(scope="module")
 def cli_env() -> Iterator[dict[str, str]]:
-    # Not pytest's tmp folder: that is private to root, and the server runs as `postgres`.
-    state = Path(tempfile.mkdtemp(prefix="intent-cli-state-"))
-    state.chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    env |= {"INTENT_STATE_DIR": str(state), "INTENT_DB_PORT": str(free_port())}
-    yield env
-    intent(env, "db", "stop")
-    shutil.rmtree(state, ignore_errors=True)
+    with public_tempdir("intent-cli-state-") as state:
+        env = ambient_env() | {"INTENT_STATE_DIR": str(state), "INTENT_DB_PORT": str(free_port())}
+        yield env
+        intent(env, "db", "stop")
 
 
 def test_db_start_creates_migrates_and_prints_the_url(cli_env: dict[str, str]) -> None:
@@ -116,7 +107,7 @@ def test_a_bad_port_setting_is_a_clear_environment_error(cli_env: dict[str, str]
 @pytest.mark.parametrize(
     "command", [[], ["db"], ["db", "start"], ["db", "stop"], ["db", "reset"], ["db", "migrate"],
                 ["db", "url"], ["test"], ["bench"], ["bench", "append"], ["pump"], ["worker"],
-                ["sagas"], ["commands"], ["commands", "generate"], ["commands", "check"]],
+                ["sagas"], ["generate"]],
 )
 def test_every_command_has_help(command: list[str]) -> None:
     result = subprocess.run([*INTENT, *command, "--help"], capture_output=True, text=True,

@@ -13,20 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.processes import alive
 from tools.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
 
 STARTED = re.compile(r"(\w+): (?:created and )?started, pid (\d+)")
-
-
-def alive(pid: int) -> bool:
-    """Running, not a zombie waiting for a parent (here init) to reap it."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return False
-    return state != "Z"
 
 
 def test_the_demo_tells_every_step_and_stops_what_it_started() -> None:

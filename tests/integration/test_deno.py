@@ -16,7 +16,6 @@ import json
 import os
 import re
 import subprocess
-import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +30,14 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from pump.database import Conn
-from tests.integration.pipeline import running_pumps
-from tools.local_keys import LOCAL_JWT_SECRET, anon_key, user_token
-from tools.local_pg import LocalCluster, free_port
+from pump.store.connections import Conn
+from tests.support.builders import TRACEPARENT
+from tests.support.db import fetch_one
+from tests.support.http import auth
+from tests.support.pipeline import running_pumps
+from tests.support.tenants import Tenants, token
+from tools.local.cluster import LocalCluster, free_port
+from tools.local.keys import LOCAL_JWT_SECRET, anon_key, user_token
 from tools.settings import REPO_ROOT, local_url
 
 pytestmark = pytest.mark.integration
@@ -43,7 +46,6 @@ FUNCTIONS = REPO_ROOT / "supabase" / "functions"
 CONFIG = FUNCTIONS / "command" / "deno.json"
 DENO = REPO_ROOT / "node_modules" / ".bin" / "deno"
 RPC_FUNCTIONS = frozenset({"submit_command", "command_status", "read_stream", "load_aggregate"})
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 
 
 def _deno_env() -> dict[str, str]:
@@ -110,13 +112,6 @@ def test_no_lock_file_is_left_next_to_the_function() -> None:
 
 
 # -- a PostgREST stand-in ----------------------------------------------------------------------
-
-
-def token(claims: dict[str, Any], *, expires_in: int = 3600) -> str:
-    """A token shaped as given (no tenant, expired...), signed with the local secret."""
-    now = int(time.time())
-    return jwt.encode({"iat": now, "exp": now + expires_in, **claims}, LOCAL_JWT_SECRET,
-                      algorithm="HS256")
 
 
 ANON_KEY = anon_key()
@@ -255,47 +250,23 @@ async def function(deno: Path, rest: str) -> AsyncIterator[Served]:
         await asyncio.gather(*readers)
 
 
-@pytest.fixture
-async def tenants(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[list[UUID]]:
-    """Fresh tenants; their commands are deleted afterwards, so no pending command of ours is
-    left for a pump in a later test to claim."""
-    made: list[UUID] = []
-    yield made
-    async with pool.connection() as conn:
-        await conn.execute("delete from intent.commands where tenant_id = any(%s)", (made,))
-
-
 async def post(
     served: Served, body: Any, bearer: str, **headers: str
 ) -> tuple[int, dict[str, Any], dict[str, str]]:
     async with ClientSession() as session, session.post(
-        served.url, json=body,
-        headers={"Authorization": f"Bearer {bearer}", "apikey": ANON_KEY, **headers},
+        served.url, json=body, headers={**auth(bearer), **headers}
     ) as response:
         headers_seen = {name.lower(): value for name, value in response.headers.items()}
         return response.status, await response.json(), headers_seen
-
-
-async def row(pool: AsyncConnectionPool[Conn], query: str, *args: Any) -> tuple[Any, ...]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(query, args)
-        found: tuple[Any, ...] | None = await cur.fetchone()
-        assert found is not None
-        return found
-
-
-def _tenant(tenants: list[UUID]) -> UUID:
-    tenants.append(uuid4())
-    return tenants[-1]
 
 
 # -- end to end --------------------------------------------------------------------------------
 
 
 async def test_a_command_goes_in_as_the_caller_with_its_correlation_and_trace(
-    function: Served, pool: AsyncConnectionPool[Conn], tenants: list[UUID]
+    function: Served, pool: AsyncConnectionPool[Conn], tenants: Tenants
 ) -> None:
-    tenant, user, item, correlation = _tenant(tenants), uuid4(), uuid4(), uuid4()
+    tenant, user, item, correlation = tenants.new(), uuid4(), uuid4(), uuid4()
     status, body, headers = await post(
         function,
         {"type": "inventory.register_item", "aggregateId": str(item),
@@ -314,7 +285,7 @@ async def test_a_command_goes_in_as_the_caller_with_its_correlation_and_trace(
     }
     assert headers["access-control-allow-origin"] == "*"
     assert headers["x-correlation-id"] == str(correlation)
-    stored = await row(
+    stored = await fetch_one(
         pool,
         "select tenant_id, user_id, role, command_type, aggregate_id, payload, status,"
         " metadata ->> 'correlation_id', metadata ->> 'traceparent'"
@@ -336,9 +307,9 @@ async def test_a_command_goes_in_as_the_caller_with_its_correlation_and_trace(
 
 async def test_waiting_answers_the_outcome_with_the_events_appended(
     function: Served, pool: AsyncConnectionPool[Conn], database_url: str,
-    tenants: list[UUID],
+    tenants: Tenants,
 ) -> None:
-    tenant, item = _tenant(tenants), uuid4()
+    tenant, item = tenants.new(), uuid4()
     caller = user_token(tenant, uuid4())
     async with running_pumps(pool, database_url, poll_interval=0.1):
         status, body, _ = await post(
@@ -370,9 +341,9 @@ async def test_waiting_answers_the_outcome_with_the_events_appended(
 
 
 async def test_database_refusals_reach_the_client_with_their_codes(
-    function: Served, tenants: list[UUID]
+    function: Served, tenants: Tenants
 ) -> None:
-    tenant_a, tenant_b, item = _tenant(tenants), _tenant(tenants), uuid4()
+    tenant_a, tenant_b, item = tenants.new(), tenants.new(), uuid4()
     register = {"type": "inventory.register_item",
                 "payload": {"item_id": str(item), "sku": "S", "name": "N"}}
     status, body, _ = await post(function, register, user_token(tenant_a, uuid4()))
@@ -391,9 +362,9 @@ async def test_database_refusals_reach_the_client_with_their_codes(
 
 
 async def test_bad_input_is_answered_with_the_failing_paths_and_preflight_passes(
-    function: Served, tenants: list[UUID]
+    function: Served, tenants: Tenants
 ) -> None:
-    caller = user_token(_tenant(tenants), uuid4())
+    caller = user_token(tenants.new(), uuid4())
     status, body, _ = await post(
         function,
         {"type": "inventory.receive_stock", "payload": {"item_id": "x", "quantity": 0}},
@@ -408,14 +379,14 @@ async def test_bad_input_is_answered_with_the_failing_paths_and_preflight_passes
 
 
 async def test_the_catalogue_limit_is_the_ingress_limit(
-    pool: AsyncConnectionPool[Conn], tenants: list[UUID]
+    pool: AsyncConnectionPool[Conn], tenants: Tenants
 ) -> None:
     """The generated catalogue's max_payload_bytes, checked against the live ingress: a
     payload of exactly that many bytes of jsonb text passes the size check (and is then
     refused for its undeclared `pad` field, a later check), one more fails the size check."""
     limit = json.loads((FUNCTIONS / "_shared" / "command_schemas.json").read_text())[
         "max_payload_bytes"]
-    tenant = _tenant(tenants)
+    tenant = tenants.new()
     claims = json.dumps({"sub": str(uuid4()), "role": "authenticated",
                          "app_metadata": {"tenant_id": str(tenant)}})
 
@@ -431,7 +402,7 @@ async def test_the_catalogue_limit_is_the_ingress_limit(
         return "accepted"
 
     item = str(uuid4())
-    base = (await row(pool, "select octet_length(%s::jsonb::text)",
+    base = (await fetch_one(pool, "select octet_length(%s::jsonb::text)",
                       Jsonb({"item_id": item, "pad": ""})))[0]
     assert await submit({"item_id": item, "pad": "x" * (limit - base + 1)}) == (
         "PT413 payload_too_large")

@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import psycopg
 import pytest
 from supabase import Client
 
-from tests.integration.test_dev import (
+from tests.support.dev import (
     START_SECONDS,
     Ports,
     client,
@@ -34,17 +33,16 @@ from tests.integration.test_dev import (
     intent_dev,
     state_dir,
     stop_cleanly,
-    until,
 )
-from tools.dev import record
-from tools.local_pg import LocalCluster, free_port
-from tools.settings import REPO_ROOT
+from tests.support.http import SUPABASE_PY_DEPRECATIONS
+from tests.support.processes import ambient_env, run_intent
+from tests.support.waiting import until_sync
+from tools.local.cluster import LocalCluster, free_port
+from tools.local.dev import record
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.filterwarnings(
-        r"ignore:The '(timeout|verify)' parameter is deprecated:DeprecationWarning"
-    ),
+    SUPABASE_PY_DEPRECATIONS,
 ]
 
 # From the kill to every process ready again, on a busy 2-core machine: PostgreSQL's crash
@@ -111,13 +109,8 @@ def _dropped_segments() -> Iterator[list[tuple[int, int]]]:
 
 
 def _intent_status(state: Path, database_url: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "tools.cli", "status", "--no-temporal",
-         "--database-url", database_url],
-        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
-        env={**env, "INTENT_STATE_DIR": str(state)},
-    )
+    return run_intent("status", "--no-temporal", "--database-url", database_url, timeout=120,
+                      env={**ambient_env(), "INTENT_STATE_DIR": str(state)})
 
 
 def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() -> None:
@@ -132,8 +125,8 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
             "command_type": "inventory.register_item",
             "payload": {"item_id": item, "sku": "PG-KILL-1", "name": "Restart widget"},
         }).execute().data
-        status = until(lambda: finished(command_status(c, str(registered["command_id"]))),
-                       60, "the first command finished")
+        status = until_sync(lambda: finished(command_status(c, str(registered["command_id"]))),
+                            60, "the first command finished")
         assert status["status"] == "processed", status
 
         # Acknowledged just before the outage: most likely still pending when it starts.
@@ -152,8 +145,8 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
         segments.append((int(lock[6].split()[1]), killed))
         os.kill(killed, signal.SIGKILL)
         # dev notices, and says so in dev.json (what `intent status` reads) ...
-        until(lambda: (r := _record(state)) is not None and r.postgres_state != "up",
-              10, "dev.json says postgres is not up")
+        until_sync(lambda: (r := _record(state)) is not None and r.postgres_state != "up",
+                   10, "dev.json says postgres is not up")
         # ... while commands keep being submitted: the acknowledged ones count.
         during: list[str] = []
         deadline = time.monotonic() + 60
@@ -165,8 +158,8 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
         assert during, f"no command was acknowledged within 60 s of the kill:\n{run.output()}"
         acknowledged += during
 
-        until(lambda: _healthy(state), RECOVER_SECONDS,
-              f"postgres up and every process ready again (dev.json: {_record(state)})")
+        until_sync(lambda: _healthy(state), RECOVER_SECONDS,
+                   f"postgres up and every process ready again (dev.json: {_record(state)})")
         stop_load.set()
         loader.join(timeout=30)
         assert len(loaded) >= 10, f"the load got only {len(loaded)} command(s) acknowledged"
@@ -187,7 +180,7 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
             return lambda: finished(command_status(c, command_id))
 
         for command_id in acknowledged:
-            status = until(done(command_id), PROCESS_SECONDS, f"command {command_id} finished")
+            status = until_sync(done(command_id), PROCESS_SECONDS, f"command {command_id} finished")
             assert status["status"] == "processed", status
 
         # Exactly once: one event per processed command (also one whose acknowledgement
@@ -200,7 +193,7 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
                     " and status in ('pending', 'dispatched')", (item,)).fetchone()
                 return row is not None and row[0] == 0
 
-            until(unfinished, PROCESS_SECONDS, "every stored command of the item finished")
+            until_sync(unfinished, PROCESS_SECONDS, "every stored command of the item finished")
             commands = {str(cid): (status, result) for cid, status, result in conn.execute(
                 "select command_id, status, result from intent.commands"
                 " where aggregate_id = %s and command_type = 'inventory.receive_stock'",

@@ -10,9 +10,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from domain.errors import BadInput, ConcurrencyError, InvalidEvent, UnknownEventType
-from pump.database import Conn
-from pump.event_store import DuplicateEvent, InvalidAppend, PostgresEventStore
-from tests.integration.streams import TENANT_B, history, new_stream, received, registered
+from pump.store.connections import Conn
+from pump.store.events import DuplicateEvent, InvalidAppend, PostgresEventStore
+from tests.support.streams import history, new_stream, received, registered
+from tests.support.tenants import TENANT_B
 
 pytestmark = pytest.mark.integration
 

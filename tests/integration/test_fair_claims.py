@@ -11,17 +11,16 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
-from pump.batch_processor import BatchProcessor
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn
-from pump.pump import Pump, PumpSettings
-from tests.integration.pipeline import enqueue, statuses, wait_terminal
-from tests.integration.streams import TENANT_A, TENANT_B, new_stream
+from domain.shop import registry
+from pump.batches.processor import BatchProcessor
+from pump.batches.pump import Pump, PumpSettings
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn
+from tests.support.pipeline import enqueue, statuses, wait_terminal
+from tests.support.streams import new_stream
+from tests.support.tenants import TENANT_A, TENANT_B, TENANT_C
 
 pytestmark = pytest.mark.integration
-
-TENANT_C = UUID("00000000-0000-4000-8000-00000000000c")
 
 
 async def drain(pool: AsyncConnectionPool[Conn]) -> None:

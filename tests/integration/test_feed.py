@@ -8,10 +8,12 @@ from uuid import UUID
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from pump.database import Conn
-from pump.event_store import PostgresEventStore
-from pump.feed import START, FeedPosition, GlobalFeed
-from tests.integration.streams import TENANT_B, history, new_stream, received, registered
+from domain.feed import START, FeedPosition
+from pump.store.connections import Conn
+from pump.store.events import PostgresEventStore
+from pump.store.feed import GlobalFeed
+from tests.support.streams import history, new_stream, received, registered
+from tests.support.tenants import TENANT_B
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,6 @@ module; the shutdown test starts one of its own.
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import signal
@@ -20,24 +19,25 @@ from typing import Any
 from uuid import uuid4
 
 import aiohttp
-import jwt
 import pytest
 from supabase import AsyncClientOptions, acreate_client
 from supabase_functions.errors import FunctionsHttpError
 
-from tools.gateway.app import GatewayError
+from tests.support import tenants
+from tests.support.gateway import fixture_functions_gateway
+from tests.support.http import SUPABASE_PY_DEPRECATIONS, auth, call
+from tests.support.processes import alive
+from tests.support.tenants import any_user, forged_tokens
+from tools.gateway.config import GatewayError
 from tools.gateway.functions import discover_functions, read_functions_settings
-from tools.gateway.testing import RunningGateway, running_gateway
-from tools.local_keys import LOCAL_JWT_SECRET, anon_key, service_role_key, user_token
-from tools.settings import REPO_ROOT
+from tools.gateway.testing import RunningGateway
+from tools.local.keys import anon_key, service_role_key
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated"),
+    SUPABASE_PY_DEPRECATIONS,
 ]
 
-FIXTURES = REPO_ROOT / "tests" / "fixtures" / "functions"
-CONFIG = FIXTURES / "config.toml"
 
 
 # -- discovery (no processes) -------------------------------------------------------------
@@ -94,41 +94,21 @@ def test_a_missing_functions_folder_has_no_functions(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def gateway(database_url: str) -> Iterator[RunningGateway]:
-    with running_gateway(database_url, functions_dir=FIXTURES,
-                         functions_config=CONFIG) as running:
+    with fixture_functions_gateway(database_url) as running:
         yield running
 
 
 @pytest.fixture
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """The shared `http`, except that bodies come back as the function sent them."""
     async with aiohttp.ClientSession(auto_decompress=False) as session:
         yield session
-
-
-def user() -> str:
-    return user_token(uuid4(), uuid4())
-
-
-def auth(token: str) -> dict[str, str]:
-    return {"apikey": anon_key(), "Authorization": f"Bearer {token}"}
-
-
-async def call(
-    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
-) -> tuple[int, Any, Any]:
-    async with http.request(method, url, **kwargs) as response:
-        text = await response.text()
-        try:
-            body = json.loads(text) if text else None
-        except ValueError:
-            body = text
-        return response.status, body, response.headers
 
 
 async def test_method_path_query_headers_and_body_reach_the_function(
     gateway: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
-    token = user()
+    token = any_user()
     status, seen, headers = await call(
         http, "PUT", f"{gateway.url}/functions/v1/echo/orders/a%20b?x=1&x=2&y=%C3%A9",
         data=b'{"hello": "world"}',
@@ -150,7 +130,7 @@ async def test_the_functions_status_and_headers_come_back_unchanged(
     gateway: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
     status, seen, headers = await call(http, "GET", f"{gateway.url}/functions/v1/echo?status=418",
-                                       headers=auth(user()))
+                                       headers=auth(any_user()))
     assert status == 418
     assert seen["path"] == "/echo"
     assert headers["Access-Control-Allow-Origin"] == "*"
@@ -161,7 +141,7 @@ async def test_a_function_gets_the_supabase_environment(
     gateway: RunningGateway, http: aiohttp.ClientSession, database_url: str
 ) -> None:
     _, seen, _ = await call(http, "POST", f"{gateway.url}/functions/v1/echo",
-                            headers=auth(user()))
+                            headers=auth(any_user()))
     assert seen["env"] == {
         "SUPABASE_URL": gateway.url,
         "SUPABASE_ANON_KEY": anon_key(),
@@ -171,7 +151,7 @@ async def test_a_function_gets_the_supabase_environment(
 
 
 async def test_supabase_py_invokes_a_function(gateway: RunningGateway) -> None:
-    token = user()
+    token = any_user()
     client = await acreate_client(
         gateway.url, anon_key(), AsyncClientOptions(headers={"Authorization": f"Bearer {token}"}))
     answer = await client.functions.invoke(
@@ -183,16 +163,8 @@ async def test_supabase_py_invokes_a_function(gateway: RunningGateway) -> None:
 
 
 def _forged(claims: dict[str, Any]) -> dict[str, str]:
-    def b64(data: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
-
-    return {
-        "wrong secret": jwt.encode(claims, "another-secret-that-is-long-enough-to-use", "HS256"),
-        "alg none": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.",
-        "expired": jwt.encode({**claims, "exp": int(time.time()) - 5}, LOCAL_JWT_SECRET,
-                              "HS256"),
-        "garbage": "not.a.token",
-    }
+    expired = tenants.token({**claims, "exp": int(time.time()) - 5})
+    return {**forged_tokens(claims), "expired": expired}
 
 
 async def test_verify_jwt_refuses_missing_and_bad_tokens_but_not_preflights(
@@ -227,7 +199,7 @@ async def test_unknown_and_shared_slugs_are_404(
 ) -> None:
     for slug in ("nope", "_shared", "1bad"):
         status, body, headers = await call(http, "POST", f"{gateway.url}/functions/v1/{slug}",
-                                           headers=auth(user()))
+                                           headers=auth(any_user()))
         assert (status, body["code"]) == (404, "NOT_FOUND")
         assert headers["sb-error-code"] == "NOT_FOUND"
 
@@ -238,19 +210,6 @@ async def test_supabase_py_sees_a_refusal_as_a_functions_http_error(
     client = await acreate_client(gateway.url, anon_key())
     with pytest.raises(FunctionsHttpError):
         await client.functions.invoke("nope", invoke_options={"body": {}})
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead too: it only waits for its parent to collect it.
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
 
 
 async def kill(pid: int) -> None:
@@ -273,9 +232,9 @@ async def test_a_killed_function_is_restarted_and_the_request_still_served(
     gateway: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
     url = f"{gateway.url}/functions/v1/echo"
-    _, before, _ = await call(http, "GET", url, headers=auth(user()))
+    _, before, _ = await call(http, "GET", url, headers=auth(any_user()))
     await kill(before["pid"])
-    status, after, _ = await call(http, "GET", url, headers=auth(user()))
+    status, after, _ = await call(http, "GET", url, headers=auth(any_user()))
     assert status == 200
     assert after["pid"] != before["pid"]
     restarts = [e for e in gateway.log_events()
@@ -288,11 +247,11 @@ async def test_a_function_that_exits_mid_request_is_a_500_then_is_back(
     gateway: RunningGateway, http: aiohttp.ClientSession
 ) -> None:
     base = f"{gateway.url}/functions/v1/crash"
-    _, alive, _ = await call(http, "GET", base, headers=auth(user()))
-    status, body, headers = await call(http, "GET", f"{base}/exit", headers=auth(user()))
+    _, alive, _ = await call(http, "GET", base, headers=auth(any_user()))
+    status, body, headers = await call(http, "GET", f"{base}/exit", headers=auth(any_user()))
     assert (status, body["code"]) == (500, "WORKER_ERROR")
     assert headers["x-relay-error"] == "true"
-    status, again, _ = await call(http, "GET", base, headers=auth(user()))
+    status, again, _ = await call(http, "GET", base, headers=auth(any_user()))
     assert status == 200
     assert again["alive"] is True
     assert again["pid"] != alive["pid"]
@@ -320,14 +279,13 @@ async def test_the_watcher_restarts_a_dead_function_without_a_request(
 
 async def test_stopping_the_gateway_stops_every_function_process(database_url: str) -> None:
     pids: list[int] = []
-    with running_gateway(database_url, functions_dir=FIXTURES,
-                         functions_config=CONFIG) as running:
+    with fixture_functions_gateway(database_url) as running:
         async with aiohttp.ClientSession() as http:
             for slug in ("echo", "echo-public", "crash"):
                 _, seen, _ = await call(http, "GET", f"{running.url}/functions/v1/{slug}",
-                                        headers=auth(user()))
+                                        headers=auth(any_user()))
                 pids.append(seen["pid"])
-        assert all(_alive(pid) for pid in pids)
-    assert not any(_alive(pid) for pid in pids)
+        assert all(alive(pid) for pid in pids)
+    assert not any(alive(pid) for pid in pids)
     stopped = {e["pid"] for e in running.final_events if e.get("event") == "function_stopped"}
     assert stopped == set(pids)

@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
-from uuid import uuid4
 
 import aiohttp
 import psycopg
@@ -28,15 +27,16 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from tests.support.gateway import fixture_functions_gateway
+from tests.support.http import auth
+from tests.support.tenants import any_user
 from tools.gateway.limits import MAX_BODY_BYTES, MAX_JSON_DEPTH
-from tools.gateway.realtime_frames import V1, V2, FrameError, decode_text
-from tools.gateway.testing import RunningGateway, running_gateway
-from tools.local_keys import anon_key, user_token
-from tools.settings import REPO_ROOT
+from tools.gateway.realtime.frames import V1, V2, FrameError, decode_text
+from tools.gateway.testing import RunningGateway
+from tools.local.keys import anon_key
 
 pytestmark = pytest.mark.integration
 
-FIXTURES = REPO_ROOT / "tests" / "fixtures" / "functions"
 PROBE = "hostile_input_probe"
 TABLE = "stock_levels"
 # Generated examples per path family: enough variety to find a crash, quick enough that
@@ -48,8 +48,7 @@ POSTGREST_KEYS = {"code", "message", "details", "hint"}
 
 @pytest.fixture(scope="module")
 def gateway(database_url: str) -> Iterator[RunningGateway]:
-    with running_gateway(database_url, functions_dir=FIXTURES,
-                         functions_config=FIXTURES / "config.toml") as running:
+    with fixture_functions_gateway(database_url) as running:
         yield running
 
 
@@ -82,7 +81,7 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture(scope="module")
 def user() -> dict[str, str]:
     """Headers of a signed-in user of a tenant of its own (it sees no rows: 200 `[]`)."""
-    return {"apikey": anon_key(), "Authorization": f"Bearer {user_token(uuid4(), uuid4())}"}
+    return auth(any_user())
 
 
 # -- requests and answers -----------------------------------------------------------------

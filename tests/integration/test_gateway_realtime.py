@@ -10,249 +10,22 @@ shown by B getting a later row first (changes and broadcasts are delivered in or
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
 import json
-import shutil
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from realtime.types import RealtimeAcknowledgementStatus
-from supabase import AsyncClient, acreate_client
 
-from tools.gateway.testing import RunningGateway, running_gateway
-from tools.local_keys import anon_key, user_token
-from tools.settings import REPO_ROOT
+from tests.support.realtime import Agent, JsAgent, PyAgent, kind, realtime_gateway
+from tests.support.tenants import new_user
+from tools.gateway.testing import RunningGateway
+from tools.local.keys import user_token
 
 pytestmark = pytest.mark.integration
-
-AGENT_JS = REPO_ROOT / "tests" / "integration" / "js" / "realtime_agent.js"
-WAIT_SECONDS = 30.0
-Event = dict[str, Any]
-
-
-class Agent(Protocol):
-    """One client connection, as the scenarios drive it."""
-
-    events: list[Event]
-
-    async def subscribe(self, channel: str, topic: str, config: dict[str, Any], *,
-                        presence: bool = False,
-                        changes: list[dict[str, Any]] | None = None) -> str: ...
-
-    async def send(self, channel: str, event: str, payload: dict[str, Any]) -> Any: ...
-
-    async def track(self, channel: str, payload: dict[str, Any]) -> Any: ...
-
-    async def unsubscribe(self, channel: str) -> Any: ...
-
-    async def set_auth(self, token: str) -> Any: ...
-
-    async def wait_for(self, predicate: Callable[[Event], bool]) -> Event: ...
-
-    async def close(self) -> None: ...
-
-
-class _Events:
-    """Everything a client saw, in order, and a way to wait for a matching one."""
-
-    def __init__(self) -> None:
-        self.events: list[Event] = []
-        self._changed = asyncio.Condition()
-
-    def emit(self, event: Event) -> None:
-        self.events.append(event)
-        asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        async with self._changed:
-            self._changed.notify_all()
-
-    async def wait_for(self, predicate: Callable[[Event], bool]) -> Event:
-        async def seen() -> Event:
-            async with self._changed:
-                while True:
-                    for event in self.events:
-                        if predicate(event):
-                            return event
-                    await self._changed.wait()
-        try:
-            return await asyncio.wait_for(seen(), WAIT_SECONDS)
-        except TimeoutError:
-            raise AssertionError(
-                f"no matching event in {WAIT_SECONDS} s; saw {self.events}") from None
-
-
-class PyAgent(_Events):
-    """supabase-py's AsyncClient (realtime 2.34), with a user token given by set_auth."""
-
-    def __init__(self, client: AsyncClient) -> None:
-        super().__init__()
-        self.client = client
-        self.channels: dict[str, Any] = {}
-        self.acks: dict[str, bool] = {}
-
-    @classmethod
-    async def start(cls, url: str, token: str | None) -> PyAgent:
-        client = await acreate_client(url, anon_key())
-        if token:
-            await client.realtime.set_auth(token)
-        return cls(client)
-
-    async def subscribe(self, channel: str, topic: str, config: dict[str, Any], *,
-                        presence: bool = False,
-                        changes: list[dict[str, Any]] | None = None) -> str:
-        options: Any = {"config": {
-            "broadcast": {"ack": False, "self": False},
-            "presence": {"key": "", "enabled": False}, "private": False, **config}}
-        ch = self.client.channel(topic, options)
-        self.acks[channel] = bool(config.get("broadcast", {}).get("ack"))
-        ch.on_broadcast("*", lambda m: self.emit({
-            "ev": "broadcast", "channel": channel, "event": m["event"],
-            "payload": m["payload"], "meta": m.get("meta")}))
-        if presence:
-            ch.on_presence_join(lambda key, _current, new: self.emit({
-                "ev": "presence", "channel": channel, "kind": "join", "key": key,
-                "metas": [_meta(p) for p in new]}))
-            ch.on_presence_leave(lambda key, _current, left: self.emit({
-                "ev": "presence", "channel": channel, "kind": "leave", "key": key,
-                "metas": [_meta(p) for p in left]}))
-        for binding in changes or []:
-            ch.on_postgres_changes(
-                binding["event"], lambda p: self.emit({
-                    "ev": "change", "channel": channel, "type": p["data"]["type"],
-                    "table": p["data"]["table"], "schema": p["data"]["schema"],
-                    "record": p["data"].get("record"),
-                    "old_record": p["data"].get("old_record"),
-                    "commit_timestamp": p["data"]["commit_timestamp"],
-                    "errors": p["data"]["errors"]}),
-                table=binding.get("table"), schema=binding.get("schema"),
-                filter=binding.get("filter"))
-        ch.on_system(lambda p: self.emit({"ev": "system", "channel": channel,
-                                          "payload": dict(p)}))
-        statuses: list[str] = []
-
-        def on_status(status: Any, error: Exception | None) -> None:
-            statuses.append(str(status.value if hasattr(status, "value") else status))
-            self.emit({"ev": "status", "channel": channel, "status": statuses[-1],
-                       "error": str(error) if error else None})
-
-        self.channels[channel] = ch
-        await ch.subscribe(on_status)
-        return statuses[0] if statuses else "NONE"
-
-    async def send(self, channel: str, event: str, payload: dict[str, Any]) -> Any:
-        ch = self.channels[channel]
-        push = await ch.push("broadcast", {"type": "broadcast", "event": event,
-                                           "payload": payload})
-        if not self.acks[channel]:
-            return "ok"
-        done: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-
-        def settle(status: str) -> Callable[[Any], None]:
-            def callback(_response: Any) -> None:
-                if not done.done():
-                    done.set_result(status)
-            return callback
-
-        for status in (RealtimeAcknowledgementStatus.Ok, RealtimeAcknowledgementStatus.Error,
-                       RealtimeAcknowledgementStatus.Timeout):
-            push.receive(status, settle(str(status.value)))
-        return await asyncio.wait_for(done, WAIT_SECONDS)
-
-    async def track(self, channel: str, payload: dict[str, Any]) -> Any:
-        return await self.channels[channel].track(payload)
-
-    async def unsubscribe(self, channel: str) -> Any:
-        return await self.channels[channel].unsubscribe()
-
-    async def set_auth(self, token: str) -> Any:
-        return await self.client.realtime.set_auth(token)
-
-    async def close(self) -> None:
-        with contextlib.suppress(Exception):
-            await self.client.realtime.close()
-
-
-def _meta(presence: Any) -> dict[str, Any]:
-    return {k: v for k, v in dict(presence).items() if k != "presence_ref"}
-
-
-class JsAgent(_Events):
-    """supabase-js 2.119 under Node, driven over its stdin/stdout (see realtime_agent.js)."""
-
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        super().__init__()
-        self.process = process
-        self._ids = itertools.count(1)
-        self._reader = asyncio.get_running_loop().create_task(self._read())
-        self.stderr: bytes = b""
-
-    @classmethod
-    async def start(cls, url: str, token: str | None) -> JsAgent:
-        node = shutil.which("node")
-        assert node, "Node.js is needed (./run setup installs it)"
-        args = [str(AGENT_JS), url, anon_key()] + ([token] if token else [])
-        process = await asyncio.create_subprocess_exec(
-            node, *args, cwd=REPO_ROOT, stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        return cls(process)
-
-    async def _read(self) -> None:
-        assert self.process.stdout is not None
-        async for line in self.process.stdout:
-            with contextlib.suppress(ValueError):
-                self.emit(json.loads(line))
-
-    async def _run(self, op: str, **fields: Any) -> Any:
-        assert self.process.stdin is not None
-        command_id = next(self._ids)
-        self.process.stdin.write((json.dumps({"id": command_id, "op": op, **fields}) + "\n")
-                                 .encode())
-        await self.process.stdin.drain()
-        done = await self.wait_for(lambda e: e.get("ev") == "done" and e["id"] == command_id)
-        assert "error" not in done, done["error"]
-        return done["result"]
-
-    async def subscribe(self, channel: str, topic: str, config: dict[str, Any], *,
-                        presence: bool = False,
-                        changes: list[dict[str, Any]] | None = None) -> str:
-        return str(await self._run("subscribe", channel=channel, topic=topic, config=config,
-                                   presence=presence, changes=changes or []))
-
-    async def send(self, channel: str, event: str, payload: dict[str, Any]) -> Any:
-        return await self._run("send", channel=channel, event=event, payload=payload)
-
-    async def track(self, channel: str, payload: dict[str, Any]) -> Any:
-        return await self._run("track", channel=channel, payload=payload)
-
-    async def unsubscribe(self, channel: str) -> Any:
-        return await self._run("unsubscribe", channel=channel)
-
-    async def set_auth(self, token: str) -> Any:
-        return await self._run("set_auth", token=token)
-
-    async def close(self) -> None:
-        if self.process.returncode is None:
-            self.process.kill()
-            await self.process.wait()
-        self._reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await self._reader
-
-
-def assert_no_internal_errors(gateway: RunningGateway) -> None:
-    """Whatever the clients sent, the gateway logged no error of its own."""
-    errors = [e for e in gateway.final_events if e.get("event") in {
-        "realtime_error", "realtime_feed_error", "realtime_feed_failed", "unhandled_error",
-        "realtime_rls_check_failed"}]
-    assert errors == []
-
 
 CLIENTS = ["py", "js"]
 PAIRS = [("py", "js"), ("js", "py")]
@@ -292,9 +65,8 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def gateway(database_url: str) -> Iterator[RunningGateway]:
-    with running_gateway(database_url) as running:
+    with realtime_gateway(database_url) as running:
         yield running
-    assert_no_internal_errors(running)
 
 
 @pytest.fixture(scope="module")
@@ -336,25 +108,13 @@ async def setup(schema: Setup) -> AsyncIterator[Setup]:
         schema.agents.clear()
 
 
-def kind(ev: str, channel: str, **fields: Any) -> Callable[[Event], bool]:
-    def match(event: Event) -> bool:
-        return (event.get("ev") == ev and event.get("channel") == channel
-                and all(event.get(k) == v for k, v in fields.items()))
-    return match
-
-
-def tenant_user() -> tuple[UUID, str]:
-    tenant = uuid4()
-    return tenant, user_token(tenant, uuid4())
-
-
 # -- joining ------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_join_is_subscribed_and_announces_postgres_changes(
         setup: Setup, client: str) -> None:
-    tenant, token = tenant_user()
+    tenant, token = new_user()
     agent = await setup.agent(client, token)
     binding = {"event": "INSERT", "schema": "public", "table": setup.table,
                "filter": f"tenant_id=eq.{tenant}"}
@@ -374,7 +134,7 @@ async def test_join_is_subscribed_and_announces_postgres_changes(
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_a_table_outside_the_publication_cannot_be_subscribed(
         setup: Setup, client: str) -> None:
-    _, token = tenant_user()
+    _, token = new_user()
     agent = await setup.agent(client, token)
     status = await agent.subscribe("c", f"hidden-{client}", {}, changes=[
         {"event": "*", "schema": "public", "table": setup.hidden}])
@@ -441,8 +201,8 @@ async def test_presence_joins_and_leaves_are_seen_by_both(
 @pytest.mark.parametrize(("first", "second"), PAIRS)
 async def test_changes_are_filtered_and_delivered_only_under_rls(
         setup: Setup, first: str, second: str) -> None:
-    tenant_a, token_a = tenant_user()
-    tenant_b, token_b = tenant_user()
+    tenant_a, token_a = new_user()
+    tenant_b, token_b = new_user()
     owner = await setup.agent(first, token_a)
     nosy = await setup.agent(second, token_b)
     on_a = {"event": "INSERT", "schema": "public", "table": setup.table,
@@ -483,8 +243,8 @@ async def test_changes_are_filtered_and_delivered_only_under_rls(
 
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_a_private_topic_of_another_tenant_is_refused(setup: Setup, client: str) -> None:
-    tenant_a, token_a = tenant_user()
-    _, token_b = tenant_user()
+    tenant_a, token_a = new_user()
+    _, token_b = new_user()
     topic = setup.private_topic(tenant_a)
     owner = await setup.agent(client, token_a)
     intruder = await setup.agent(client, token_b)
@@ -498,7 +258,7 @@ async def test_a_private_topic_of_another_tenant_is_refused(setup: Setup, client
 @pytest.mark.parametrize(("first", "second"), PAIRS)
 async def test_database_broadcasts_reach_their_private_or_public_channel(
         setup: Setup, first: str, second: str) -> None:
-    tenant, token = tenant_user()
+    tenant, token = new_user()
     topic = setup.private_topic(tenant)
     member = await setup.agent(first, token)
     public = await setup.agent(second, token)
@@ -522,7 +282,7 @@ async def test_database_broadcasts_reach_their_private_or_public_channel(
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_sending_on_a_private_channel_needs_the_insert_policies(
         setup: Setup, client: str) -> None:
-    tenant, token = tenant_user()
+    tenant, token = new_user()
     member = await setup.agent(client, token)
     topic = setup.private_topic(tenant)
     assert await member.subscribe("p", topic, {"private": True,
@@ -566,7 +326,7 @@ async def test_presence_on_a_private_channel_needs_an_insert_policy_for_presence
 @pytest.mark.parametrize("client", CLIENTS)
 async def test_deletes_carry_only_the_primary_key_of_a_table_with_rls(
         setup: Setup, client: str) -> None:
-    tenant, token = tenant_user()
+    tenant, token = new_user()
     agent = await setup.agent(client, token)
     binding = {"event": "DELETE", "schema": "public", "table": setup.table}
     assert await agent.subscribe("d", f"deletes-{client}", {}, changes=[binding]) == (
@@ -637,7 +397,7 @@ def feed_backend(setup: Setup) -> tuple[str, int] | None:
 async def test_the_change_feed_opens_again_after_its_connection_is_lost(setup: Setup) -> None:
     """PostgreSQL restarted or the backend terminated: the feed opens a new slot with
     backoff, and what commits afterwards reaches the subscribers again."""
-    tenant, token = tenant_user()
+    tenant, token = new_user()
     topic = setup.private_topic(tenant)
     member = await setup.agent("py", token)
     assert await member.subscribe("p", topic, {"private": True}) == "SUBSCRIBED"

@@ -15,27 +15,18 @@ from aiohttp.test_utils import TestServer
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
-from pump import telemetry
-from tools.gateway.app import GatewayConfig, create_app
-from tools.gateway.realtime import RealtimeModule
-from tools.local_keys import user_token
+from pump.observability import telemetry
+from tests.support.telemetry import metric_points
+from tools.gateway.app import create_app
+from tools.gateway.config import GatewayConfig
+from tools.gateway.realtime.routes import RealtimeModule
+from tools.local.keys import user_token
 
 pytestmark = pytest.mark.integration
 
 
-def points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], int]]]:
-    data = reader.get_metrics_data()
-    found: dict[str, list[tuple[dict[str, Any], int]]] = {}
-    for resource in data.resource_metrics if data else []:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                found[metric.name] = [(dict(p.attributes or {}), int(getattr(p, "value", 0)))
-                                      for p in metric.data.data_points]
-    return found
-
-
 def total(reader: InMemoryMetricReader, name: str, **attributes: str) -> int:
-    return sum(value for attrs, value in points(reader).get(name, [])
+    return sum(value for attrs, value in metric_points(reader).get(name, [])
                if all(attrs.get(k) == v for k, v in attributes.items()))
 
 

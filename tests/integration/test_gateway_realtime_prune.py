@@ -8,8 +8,8 @@ from uuid import uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from pump.database import Conn
-from tools.gateway.realtime_wal import ChangeFeed
+from pump.store.connections import Conn
+from tools.gateway.realtime.wal import ChangeFeed
 
 pytestmark = pytest.mark.integration
 

@@ -18,15 +18,8 @@ import psycopg
 import pytest
 import websockets
 
-from tests.integration.test_gateway_realtime import (
-    WAIT_SECONDS,
-    Agent,
-    JsAgent,
-    PyAgent,
-    assert_no_internal_errors,
-    kind,
-)
-from tools.gateway.realtime_frames import (
+from tests.support.realtime import WAIT_SECONDS, Agent, JsAgent, PyAgent, kind, realtime_gateway
+from tools.gateway.realtime.frames import (
     V1,
     V2,
     Message,
@@ -34,16 +27,15 @@ from tools.gateway.realtime_frames import (
     encode_text,
 )
 from tools.gateway.testing import RunningGateway, running_gateway
-from tools.local_keys import LOCAL_JWT_SECRET, anon_key, service_role_key, user_token
+from tools.local.keys import LOCAL_JWT_SECRET, anon_key, service_role_key, user_token
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def gateway(database_url: str) -> Iterator[RunningGateway]:
-    with running_gateway(database_url) as running:
+    with realtime_gateway(database_url) as running:
         yield running
-    assert_no_internal_errors(running)
 
 
 def ws_url(gateway: RunningGateway, vsn: str = V1, key: str | None = None) -> str:
@@ -91,12 +83,6 @@ class Raw:
         return found
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as http:
-        yield http
-
-
 @contextlib.asynccontextmanager
 async def raw(http: aiohttp.ClientSession, url: str, vsn: str) -> AsyncIterator[Raw]:
     async with http.ws_connect(url, max_msg_size=0) as ws:
@@ -114,22 +100,22 @@ async def raw(http: aiohttp.ClientSession, url: str, vsn: str) -> AsyncIterator[
     (user_token(uuid4(), uuid4(), expires_in=-10), "expired"),
 ])
 async def test_the_upgrade_needs_a_valid_apikey(
-        gateway: RunningGateway, session: aiohttp.ClientSession, key: str | None,
+        gateway: RunningGateway, http: aiohttp.ClientSession, key: str | None,
         words: str) -> None:
     url = gateway.url + "/realtime/v1/websocket?vsn=1.0.0"
     if key is not None:
         url += f"&apikey={key}"
     headers = {"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="}
-    async with session.get(url, headers=headers) as response:
+    async with http.get(url, headers=headers) as response:
         assert response.status == 401
         body = await response.json()
     assert words.lower() in body["error"].lower()
 
 
 async def test_a_join_with_an_expired_access_token_is_refused_with_supabases_reason(
-        gateway: RunningGateway, session: aiohttp.ClientSession) -> None:
-    async with raw(session, ws_url(gateway), V1) as client:
+        gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    async with raw(http, ws_url(gateway), V1) as client:
         stale = user_token(uuid4(), uuid4(), expires_in=-30)
         ref = await client.push("realtime:stale", "phx_join",
                                 {"config": {}, "access_token": stale})
@@ -145,13 +131,13 @@ async def test_a_join_with_an_expired_access_token_is_refused_with_supabases_rea
 
 @pytest.mark.parametrize("client", ["py", "js"])
 async def test_bad_frames_get_errors_or_are_ignored_and_everyone_keeps_working(
-        gateway: RunningGateway, session: aiohttp.ClientSession, client: str) -> None:
+        gateway: RunningGateway, http: aiohttp.ClientSession, client: str) -> None:
     topic = f"noisy-{uuid4().hex[:8]}"
     listener: Agent = await (PyAgent if client == "py" else JsAgent).start(gateway.url, None)
     try:
         assert await listener.subscribe("n", topic, {}) == "SUBSCRIBED"
-        async with raw(session, ws_url(gateway, V1), V1) as v1, \
-                raw(session, ws_url(gateway, V2), V2) as v2:
+        async with raw(http, ws_url(gateway, V1), V1) as v1, \
+                raw(http, ws_url(gateway, V2), V2) as v2:
             join = await v1.push(f"realtime:{topic}", "phx_join", {"config": {}})
             assert (await v1.reply_to(join)).payload["status"] == "ok"
             join2 = await v2.push(f"realtime:{topic}", "phx_join", {"config": {}})
@@ -204,18 +190,18 @@ async def test_bad_frames_get_errors_or_are_ignored_and_everyone_keeps_working(
 
 
 async def test_http_broadcasts_are_accepted_with_202_and_delivered(
-        gateway: RunningGateway, session: aiohttp.ClientSession) -> None:
+        gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
     topic = f"http-{uuid4().hex[:8]}"
-    async with raw(session, ws_url(gateway, V2), V2) as listener:
+    async with raw(http, ws_url(gateway, V2), V2) as listener:
         join = await listener.push(f"realtime:{topic}", "phx_join", {"config": {}})
         assert (await listener.reply_to(join)).payload["status"] == "ok"
         headers = {"apikey": anon_key(), "Authorization": f"Bearer {service_role_key()}"}
-        async with session.post(gateway.url + "/realtime/v1/api/broadcast", headers=headers,
+        async with http.post(gateway.url + "/realtime/v1/api/broadcast", headers=headers,
                                 json={"messages": [{"topic": topic, "event": "one",
                                                     "payload": {"n": 1}}]}) as response:
             assert response.status == 202
             assert await response.read() == b""
-        async with session.post(
+        async with http.post(
                 f"{gateway.url}/realtime/v1/api/broadcast/{topic}/events/two",
                 headers=headers, json={"n": 2}) as response:
             assert response.status == 202
@@ -228,7 +214,7 @@ async def test_http_broadcasts_are_accepted_with_202_and_delivered(
         header_event = frame[5 + frame[1]:5 + frame[1] + frame[2]].decode()
         assert (header_topic, header_event) == (f"realtime:{topic}", event)
         assert json.loads(frame[5 + frame[1] + frame[2] + frame[3]:]) == {"n": n}
-    async with session.post(gateway.url + "/realtime/v1/api/broadcast",
+    async with http.post(gateway.url + "/realtime/v1/api/broadcast",
                             json={"messages": []}) as response:
         assert response.status == 401
 
@@ -256,7 +242,7 @@ def small_queue_gateway(database_url: str, monkeypatch: pytest.MonkeyPatch
 
 
 async def test_a_subscriber_that_stops_reading_is_dropped_and_the_others_go_on(
-        small_queue_gateway: RunningGateway, session: aiohttp.ClientSession) -> None:
+        small_queue_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
     gateway = small_queue_gateway
     topic = f"firehose-{uuid4().hex[:8]}"
     join = {"topic": f"realtime:{topic}", "event": "phx_join", "payload": {"config": {}},
@@ -271,7 +257,7 @@ async def test_a_subscriber_that_stops_reading_is_dropped_and_the_others_go_on(
         listener = await PyAgent.start(gateway.url, None)
         try:
             assert await listener.subscribe("f", topic, {}) == "SUBSCRIBED"
-            async with raw(session, ws_url(gateway, V1), V1) as sender:
+            async with raw(http, ws_url(gateway, V1), V1) as sender:
                 ref = await sender.push(f"realtime:{topic}", "phx_join", {"config": {}})
                 assert (await sender.reply_to(ref)).payload["status"] == "ok"
                 blob = "x" * (256 * 1024)
@@ -345,8 +331,8 @@ def impatient_gateway(database_url: str, monkeypatch: pytest.MonkeyPatch
 
 
 async def test_a_socket_without_heartbeats_is_closed(
-        impatient_gateway: RunningGateway, session: aiohttp.ClientSession) -> None:
-    async with session.ws_connect(ws_url(impatient_gateway, V1)) as ws:
+        impatient_gateway: RunningGateway, http: aiohttp.ClientSession) -> None:
+    async with http.ws_connect(ws_url(impatient_gateway, V1)) as ws:
         frame = await asyncio.wait_for(ws.receive(), WAIT_SECONDS)
     assert frame.type == aiohttp.WSMsgType.CLOSE
     assert (frame.data, frame.extra) == (1000, "heartbeat timeout")

@@ -2,36 +2,33 @@
 users run (supabase-py, PostgREST's python client) and plain HTTP where a client hides
 the detail (statuses, headers).
 
-The gateway runs as its own process (`python -m tools.gateway`), once for this module.
+The gateway runs as its own process (`intent gateway`), once for this module.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID, uuid4
 
 import aiohttp
-import jwt
 import psycopg
 import pytest
-from multidict import CIMultiDictProxy
 from postgrest.exceptions import APIError
 from postgrest.types import CountMethod
-from supabase import AsyncClient, AsyncClientOptions, acreate_client
 
+from tests.support.http import SUPABASE_PY_DEPRECATIONS, auth, call, client_for
+from tests.support.tenants import TwoTenants, b64url, forged_tokens
 from tools.gateway.testing import RunningGateway, running_gateway
-from tools.local_keys import LOCAL_JWT_SECRET, anon_key, service_role_key, user_token
-from tools.local_pg import LocalCluster
+from tools.local.cluster import LocalCluster
+from tools.local.keys import anon_key, service_role_key, user_token
 
 pytestmark = [
     pytest.mark.integration,
-    # supabase-py 2.34 passes these to its own PostgREST client; nothing of ours.
-    pytest.mark.filterwarnings("ignore:The '(timeout|verify)' parameter is deprecated"),
+    SUPABASE_PY_DEPRECATIONS,
 ]
 
 PROBE = "gateway_probe"
@@ -87,24 +84,12 @@ def probes(database_url: str) -> Iterator[None]:
             conn.execute(f"drop function if exists public.{PROBE}{suffix}")
 
 
-@dataclass
-class World:
+@dataclass(frozen=True)
+class World(TwoTenants):
     """Two tenants, a user in each, and stock rows of each (inserted as the superuser)."""
 
-    tenant_a: UUID = field(default_factory=uuid4)
-    tenant_b: UUID = field(default_factory=uuid4)
-    user_a: UUID = field(default_factory=uuid4)
-    user_b: UUID = field(default_factory=uuid4)
     items_a: list[UUID] = field(default_factory=lambda: [uuid4() for _ in range(4)])
     items_b: list[UUID] = field(default_factory=lambda: [uuid4()])
-
-    @property
-    def token_a(self) -> str:
-        return user_token(self.tenant_a, self.user_a)
-
-    @property
-    def token_b(self) -> str:
-        return user_token(self.tenant_b, self.user_b)
 
     @property
     def all_items(self) -> list[str]:
@@ -133,31 +118,6 @@ def world(pg_cluster: LocalCluster, database_url: str) -> Iterator[World]:
         conn.execute("delete from public.stock_levels where tenant_id = any(%s)", (tenants,))
         # No pending command of ours may be left for a pump in a later test to claim.
         conn.execute("delete from intent.commands where tenant_id = any(%s)", (tenants,))
-
-
-async def client_for(gateway: RunningGateway, token: str | None = None) -> AsyncClient:
-    """supabase-py as an app uses it: the anon key, plus a user's token when signed in."""
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    return await acreate_client(gateway.url, anon_key(), AsyncClientOptions(headers=headers))
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as session:
-        yield session
-
-
-def auth(token: str, apikey: str | None = None) -> dict[str, str]:
-    return {"apikey": apikey or anon_key(), "Authorization": f"Bearer {token}"}
-
-
-async def call(
-    http: aiohttp.ClientSession, method: str, url: str, **kwargs: Any
-) -> tuple[int, Any, CIMultiDictProxy[str]]:
-    async with http.request(method, url, **kwargs) as response:
-        text = await response.text()
-        body = json.loads(text) if text else None
-        return response.status, body, response.headers
 
 
 def data(response: Any) -> Any:
@@ -521,20 +481,10 @@ async def test_head_counts_without_a_body_and_other_schemas_are_refused(
 def _forged_tokens(world: World) -> dict[str, str]:
     now = int(time.time())
     claims = {"sub": str(world.user_a), "role": "authenticated", "aud": "authenticated",
-              "iat": now, "exp": now + 600, "app_metadata": {"tenant_id": str(world.tenant_a)}}
-
-    def b64(data: dict[str, Any]) -> str:
-        raw = json.dumps(data).encode()
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
-
+              "iat": now, "exp": now + 600,
+              "app_metadata": {"tenant_id": str(world.tenant_a)}}
     header, _, signature = world.token_b.split(".")
-    return {
-        "wrong secret": jwt.encode(claims, "someone-elses-secret-of-a-decent-length!!", "HS256"),
-        "alg none": f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(claims)}.",
-        "tenant swapped": f"{header}.{b64(claims)}.{signature}",
-        "other algorithm": jwt.encode(claims, LOCAL_JWT_SECRET, "HS384"),
-        "not a jwt": "definitely-not-a-token",
-    }
+    return {**forged_tokens(claims), "tenant swapped": f"{header}.{b64url(claims)}.{signature}"}
 
 
 async def test_bad_tokens_are_401_on_every_rest_path(

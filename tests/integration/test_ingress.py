@@ -11,131 +11,32 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
 from domain.contracts import Metadata
-from pump.database import Conn
+from domain.shop import registry
+from pump.store.connections import Conn
+from tests.support.builders import TRACEPARENT
+from tests.support.db import fetch_all
+from tests.support.ingress import (
+    Caller,
+    begin_request,
+    call_submit,
+    register,
+    submit,
+    submit_with_claims,
+)
+from tests.support.tenants import Tenants
 from tools import settings
-from tools.command_types import check
+from tools.codegen.command_types import check
 
 pytestmark = pytest.mark.integration
-
-TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
-SUBMIT = (
-    "select public.submit_command(command_type => %s, payload => %s, command_id => %s,"
-    " correlation_id => %s, traceparent => %s)"
-)
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who a request is from, as the verified JWT says."""
-
-    tenant_id: UUID
-    user_id: UUID = field(default_factory=uuid4)
-    role: str = "authenticated"
-
-    def claims(self) -> str:
-        return json.dumps(
-            {
-                "sub": str(self.user_id),
-                "role": self.role,
-                "aud": "authenticated",
-                "app_metadata": {"tenant_id": str(self.tenant_id)},
-            }
-        )
-
-
-@dataclass
-class Tenants:
-    """Fresh tenants for one test; their commands are deleted afterwards, so that no pending
-    command of ours is left for a pump in a later test to claim."""
-
-    made: list[UUID] = field(default_factory=list)
-
-    def new(self) -> UUID:
-        tenant = uuid4()
-        self.made.append(tenant)
-        return tenant
-
-
-@pytest.fixture
-async def tenants(pool: AsyncConnectionPool[Conn]) -> AsyncIterator[Tenants]:
-    made = Tenants()
-    yield made
-    async with pool.connection() as conn:
-        await conn.execute("delete from intent.commands where tenant_id = any(%s)", (made.made,))
-
-
-def register(item_id: UUID, sku: str = "SKU-1") -> dict[str, Any]:
-    return {"item_id": str(item_id), "sku": sku, "name": "A thing"}
-
-
-async def begin_request(conn: Conn, caller: Caller) -> None:
-    """What PostgREST does at the start of a request's transaction."""
-    await conn.execute(f"set local role {caller.role}")
-    await conn.execute("select set_config('request.jwt.claims', %s, true)", (caller.claims(),))
-
-
-async def call_submit(
-    conn: Conn,
-    command_type: str,
-    payload: dict[str, Any],
-    *,
-    command_id: UUID | None = None,
-    correlation_id: UUID | None = None,
-    traceparent: str | None = None,
-) -> dict[str, Any]:
-    cur = await conn.execute(
-        SUBMIT, (command_type, Jsonb(payload), command_id, correlation_id, traceparent)
-    )
-    row = await cur.fetchone()
-    assert row is not None
-    result: dict[str, Any] = row[0]
-    return result
-
-
-async def submit(
-    pool: AsyncConnectionPool[Conn],
-    caller: Caller,
-    command_type: str,
-    payload: dict[str, Any],
-    **options: Any,
-) -> dict[str, Any]:
-    """One request: its own transaction, committed when the call returns."""
-    async with pool.connection() as conn, conn.transaction():
-        await begin_request(conn, caller)
-        return await call_submit(conn, command_type, payload, **options)
-
-
-async def submit_with_claims(
-    pool: AsyncConnectionPool[Conn],
-    claims: dict[str, Any],
-    command_type: str,
-    payload: dict[str, Any],
-) -> dict[str, Any]:
-    """One request as `authenticated` with claims as given (for broken tokens)."""
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("set local role authenticated")
-        await conn.execute(
-            "select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),)
-        )
-        return await call_submit(conn, command_type, payload)
-
-
-async def rows_of(pool: AsyncConnectionPool[Conn], sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    async with pool.connection() as conn:
-        cur = await conn.execute(sql, args)
-        return await cur.fetchall()
 
 
 # -- the allow list ----------------------------------------------------------------------------
@@ -148,7 +49,7 @@ def test_the_committed_command_types_migration_is_current() -> None:
 
 
 async def test_the_migrated_allow_list_is_the_registry(pool: AsyncConnectionPool[Conn]) -> None:
-    rows = await rows_of(
+    rows = await fetch_all(
         pool,
         "select command_type, aggregate_type, aggregate_id_field, roles"
         " from intent.command_types order by command_type",
@@ -184,7 +85,7 @@ async def test_one_command_id_from_eight_connections_at_once_is_one_command(
     answers = await asyncio.gather(*(one_request(f"SKU-{n}") for n in range(8)))
 
     assert answers == [{"command_id": str(command_id), "status": "pending"}] * 8
-    rows = await rows_of(
+    rows = await fetch_all(
         pool, "select command_id, payload ->> 'sku' from intent.commands where tenant_id = %s",
         caller.tenant_id,
     )
@@ -220,7 +121,7 @@ async def test_a_duplicate_waits_for_the_first_and_then_answers_what_was_stored(
         await first.close()
 
     assert answers == [{"command_id": str(command_id), "status": "pending"}] * 3
-    rows = await rows_of(
+    rows = await fetch_all(
         pool, "select payload ->> 'sku' from intent.commands where command_id = %s", command_id
     )
     assert len(rows) == 1
@@ -251,7 +152,7 @@ async def test_two_tenants_racing_for_one_new_aggregate_id_one_wins(
     outcomes = await asyncio.gather(*(one_request(c) for c in callers))
 
     assert sorted(outcomes) == ["PT403 forbidden", "accepted"]
-    owners = await rows_of(
+    owners = await fetch_all(
         pool, "select distinct tenant_id from intent.commands where aggregate_id = %s", item_id
     )
     assert len(owners) == 1
@@ -283,7 +184,7 @@ async def test_commands_of_many_users_of_two_tenants_are_stored_as_their_own(
 
     await asyncio.gather(*(send(caller) for caller in callers))
 
-    rows = await rows_of(
+    rows = await fetch_all(
         pool,
         "select command_id, tenant_id, user_id, role, command_type, aggregate_type,"
         " aggregate_id, payload, metadata, status from intent.commands"
@@ -317,7 +218,7 @@ async def test_stored_metadata_validates_with_defaults_too(
     answer = await submit(
         pool, caller, "inventory.receive_stock", {"item_id": str(uuid4()), "quantity": 3}
     )
-    rows = await rows_of(
+    rows = await fetch_all(
         pool, "select metadata from intent.commands where command_id = %s",
         UUID(answer["command_id"]),
     )
@@ -414,7 +315,7 @@ async def test_refusals_carry_their_status_code_and_hint_and_store_nothing(
     assert caught.value.sqlstate == sqlstate
     assert caught.value.diag.message_hint == hint
     assert caught.value.diag.message_primary  # a sentence for people, beside the code
-    rows = await rows_of(
+    rows = await fetch_all(
         pool, "select count(*) from intent.commands where tenant_id = %s", caller.tenant_id
     )
     assert rows == [(0,)]

@@ -12,22 +12,17 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from domain.contracts import Event
-from projections.apply import ProjectionError, StaleWriteError
-from projections.inline import InlineProjections
+from domain.shop import registry
+from projections.errors import ProjectionError, StaleWriteError
 from projections.inventory import STOCK_LEVELS
 from projections.metadata import Column, Op, Table, Upsert
-from projections.rebuild import Rebuilder
-from pump.database import Conn
-from pump.event_store import PostgresEventStore
-from tests.integration.projection_kit import (
-    Made,
-    append,
-    checkpoint_of,
-    fresh,
-    head,
-    table_rows,
-)
-from tests.integration.streams import new_stream, received, registered
+from pump.projections.inline import InlineProjections
+from pump.projections.rebuild import Rebuilder
+from pump.store.connections import Conn
+from pump.store.events import PostgresEventStore
+from tests.support.feed import checkpoint_of, head
+from tests.support.projections import Made, fresh, table_rows
+from tests.support.streams import append, new_stream, received, registered
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +33,9 @@ async def test_inline_rows_commit_and_roll_back_with_the_append(
     pool: AsyncConnectionPool[Conn], store: PostgresEventStore, made: Made
 ) -> None:
     projection = await made.create(fresh(STOCK_LEVELS))
-    inline = InlineProjections([projection, await made.create(fresh(STOCK_LEVELS, mode="async"))])
+    inline = InlineProjections(
+        [projection, await made.create(fresh(STOCK_LEVELS, mode="async"))], registry=registry
+    )
     assert [p.name for p in inline.projections] == [projection.name]
     tenant = uuid4()
     kept, lost = new_stream(tenant), new_stream(tenant)
@@ -62,7 +59,7 @@ async def test_inline_rows_commit_and_roll_back_with_the_append(
 async def test_inline_refuses_events_that_were_never_stored(
     pool: AsyncConnectionPool[Conn], made: Made
 ) -> None:
-    inline = InlineProjections([await made.create(fresh(STOCK_LEVELS))])
+    inline = InlineProjections([await made.create(fresh(STOCK_LEVELS))], registry=registry)
     async with pool.connection() as conn:
         with pytest.raises(ProjectionError, match="no feed position"):
             await inline.apply(conn, [registered(new_stream(uuid4()))])
@@ -88,7 +85,7 @@ async def test_a_row_written_first_by_a_later_transaction_fails_the_earlier_one(
         STOCK_LEVELS, tables=(TENANT_EVENTS,), handler=tenant_counter,
         reads=("inventory.item_registered",),
     ))
-    inline = InlineProjections([projection])
+    inline = InlineProjections([projection], registry=registry)
     tenant = uuid4()
     early_stream, late_stream = new_stream(tenant), new_stream(tenant)
     async with pool.connection() as early:
@@ -111,7 +108,7 @@ async def test_rebuilding_an_inline_projection_waits_for_the_worker_and_keeps_it
     pool: AsyncConnectionPool[Conn], store: PostgresEventStore, made: Made
 ) -> None:
     projection = await made.create(fresh(STOCK_LEVELS))
-    inline = InlineProjections([projection])
+    inline = InlineProjections([projection], registry=registry)
     start = await head(pool)
     tenant = uuid4()
     item, other, later = new_stream(tenant), new_stream(tenant), new_stream(tenant)
@@ -125,7 +122,7 @@ async def test_rebuilding_an_inline_projection_waits_for_the_worker_and_keeps_it
 
     async with pool.connection() as c, c.transaction():
         await worker(await append(store, [registered(item), received(item, 2, 3)], conn=c), c)
-    rebuilder = Rebuilder(pool, projection, lock_timeout=10)
+    rebuilder = Rebuilder(pool, projection, lock_timeout=10, registry=registry)
     await rebuilder.prepare(start)
     position = await rebuilder.catch_up(start)
     async with pool.connection() as held:
@@ -159,7 +156,7 @@ async def test_two_batches_creating_the_same_row_at_once_fail_the_second_for_a_r
         STOCK_LEVELS, tables=(TENANT_EVENTS,), handler=tenant_counter,
         reads=("inventory.item_registered",),
     ))
-    inline = InlineProjections([projection])
+    inline = InlineProjections([projection], registry=registry)
     tenant = uuid4()
     first_stream, second_stream = new_stream(tenant), new_stream(tenant)
     async with pool.connection() as first, pool.connection() as second:

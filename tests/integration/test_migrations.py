@@ -11,8 +11,8 @@ import psycopg
 import pytest
 
 from tools import settings
-from tools.local_pg import LocalCluster
-from tools.migrations import MigrationError, applied_versions, apply_bootstrap, migrate
+from tools.local.cluster import LocalCluster
+from tools.local.migrations import MigrationError, applied_versions, apply_bootstrap, migrate
 
 pytestmark = pytest.mark.integration
 

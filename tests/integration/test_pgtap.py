@@ -1,23 +1,36 @@
-"""Runs the SQL tests of supabase/tests/database with pg_prove, as `supabase test db` would."""
+"""Runs the SQL tests of supabase/tests/database with pg_prove, as `supabase test db` would.
+Each suite includes the helpers they share (_setup.psql) with psql's `\\ir`."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from tools.local_pg import LocalCluster
+from tools.local.cluster import LocalCluster
 from tools.settings import LOCAL_PASSWORD, REPO_ROOT
 
-SQL_TESTS = sorted((REPO_ROOT / "supabase" / "tests" / "database").glob("*.test.sql"))
+SQL_DIR = REPO_ROOT / "supabase" / "tests" / "database"
+SQL_TESTS = sorted(SQL_DIR.glob("*.test.sql"))
+SETUP = SQL_DIR / "_setup.psql"
 
 pytestmark = pytest.mark.integration
 
 
 def test_there_are_sql_tests() -> None:
     assert SQL_TESTS, "supabase/tests/database has no *.test.sql files"
+
+
+@pytest.mark.parametrize("sql_test", SQL_TESTS, ids=[p.name for p in SQL_TESTS])
+def test_every_suite_takes_the_shared_helpers_from_the_setup_file(sql_test: Path) -> None:
+    text = sql_test.read_text(encoding="utf-8")
+    assert f"\\ir {SETUP.name}\n" in text, f"{sql_test.name} does not include {SETUP.name}"
+    for helper in re.findall(r"create function (pg_temp\.\w+)", SETUP.read_text()):
+        assert f"create function {helper}(" not in text, f"{sql_test.name} redefines {helper}"
 
 
 @pytest.mark.parametrize("sql_test", SQL_TESTS, ids=[p.name for p in SQL_TESTS])

@@ -15,12 +15,12 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
-from pump.batch_processor import BatchProcessor
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn
-from pump.pump import DirectDispatcher, Pump, PumpSettings
-from tests.integration.pipeline import (
+from domain.shop import registry
+from pump.batches.processor import BatchProcessor
+from pump.batches.pump import DirectDispatcher, Pump, PumpSettings
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn
+from tests.support.pipeline import (
     assert_once_in_order,
     enqueue,
     events_by_stream,
@@ -28,7 +28,8 @@ from tests.integration.pipeline import (
     statuses,
     wait_terminal,
 )
-from tests.integration.streams import TENANT_A, TENANT_B, new_stream
+from tests.support.streams import new_stream
+from tests.support.tenants import TENANT_A, TENANT_B
 
 pytestmark = pytest.mark.integration
 

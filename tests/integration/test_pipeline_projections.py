@@ -10,23 +10,15 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
 from domain.contracts import StreamId
-from projections.app import catalog
-from projections.inline import InlineProjections
-from pump.batch_processor import BatchProcessor
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn
-from tests.integration.pipeline import enqueue, statuses
-from tests.integration.streams import TENANT_B, new_stream
+from pump.batches.processor import BatchProcessor
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn
+from tests.support.pipeline import enqueue, shop_processor, statuses
+from tests.support.streams import new_stream
+from tests.support.tenants import TENANT_B
 
 pytestmark = pytest.mark.integration
-
-
-def processor(pool: AsyncConnectionPool[Conn], *, bulk: bool = True) -> BatchProcessor:
-    return BatchProcessor(
-        pool, registry, bulk=bulk, inline=InlineProjections(catalog, registry=registry)
-    )
 
 
 async def process_pending(pool: AsyncConnectionPool[Conn], batch: BatchProcessor) -> None:
@@ -62,7 +54,7 @@ async def test_a_processed_command_has_its_inline_read_model_row(
     ids = [await enqueue(pool, stream, "register_item", sku="INL-1", name="Widget")]
     ids += [await enqueue(pool, stream, "receive_stock", quantity=q) for q in (4, 6)]
     ids.append(await enqueue(pool, stream, "reserve_stock", order_id=uuid4(), quantity=3))
-    await process_pending(pool, processor(pool, bulk=bulk))
+    await process_pending(pool, shop_processor(pool, bulk=bulk))
     assert set((await statuses(pool, ids)).values()) == {"processed"}
     row = await stock_row(pool, stream)
     assert row is not None
@@ -82,7 +74,7 @@ async def test_a_read_model_row_is_visible_to_its_tenant_only(
 ) -> None:
     stream = new_stream()
     await enqueue(pool, stream, "register_item", sku="INL-2", name="Gadget")
-    await process_pending(pool, processor(pool))
+    await process_pending(pool, shop_processor(pool))
     mine = await stock_row(pool, stream, as_tenant=stream.tenant_id)
     assert mine is not None
     assert mine[0] == "INL-2"
@@ -94,9 +86,9 @@ async def test_a_rejected_command_changes_no_read_model_row(
 ) -> None:
     stream = new_stream()
     await enqueue(pool, stream, "register_item", sku="INL-3", name="Thing")
-    await process_pending(pool, processor(pool))
+    await process_pending(pool, shop_processor(pool))
     before = await stock_row(pool, stream)
     too_many = await enqueue(pool, stream, "reserve_stock", order_id=uuid4(), quantity=99)
-    await process_pending(pool, processor(pool))
+    await process_pending(pool, shop_processor(pool))
     assert (await statuses(pool, [too_many]))[too_many] == "rejected"
     assert await stock_row(pool, stream) == before

@@ -5,67 +5,31 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from uuid import UUID, uuid4
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
-from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.app import registry
-from pump.batch_contracts import BatchRequest, workflow_id
-from pump.batch_processor import BatchProcessor
-from pump.batch_workflow import BatchWorkflow
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn
-from pump.pump import Pump, PumpSettings
-from pump.temporal import TemporalDispatcher, build_worker
-from tests.integration.pipeline import (
+from domain.shop import registry
+from pump.batches.contracts import BatchRequest, workflow_id
+from pump.batches.processor import BatchProcessor
+from pump.batches.temporal import TemporalDispatcher, build_worker
+from pump.batches.workflow import BatchWorkflow
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn
+from tests.support.ingress import Caller, begin_request, register, submit
+from tests.support.pipeline import (
     assert_once_in_order,
     enqueue,
     events_by_stream,
+    temporal_pipeline,
     wait_terminal,
 )
-from tests.integration.streams import TENANT_A, TENANT_B, new_stream
-from tests.integration.test_ingress import Caller, begin_request, register, submit
+from tests.support.streams import new_stream
+from tests.support.tenants import TENANT_A, TENANT_B
 
 pytestmark = pytest.mark.integration
-
-
-@asynccontextmanager
-async def temporal_pipeline(
-    pool: AsyncConnectionPool[Conn], url: str, env: WorkflowEnvironment, *, pumps: int,
-    workers: int,
-) -> AsyncIterator[str]:
-    task_queue = f"intent-test-{uuid4().hex[:8]}"
-    stop = asyncio.Event()
-    # One client per worker, as separate worker processes would have (the SDK allows one
-    # worker per client and task queue).
-    clients = [env.client] + [
-        await Client.connect(env.client.service_client.config.target_host,
-                             data_converter=pydantic_data_converter)
-        for _ in range(workers - 1)
-    ]
-    running = [build_worker(c, BatchProcessor(pool, registry), task_queue) for c in clients]
-    pump_tasks = [
-        asyncio.create_task(
-            Pump(pool, url, TemporalDispatcher(env.client, task_queue),
-                 PumpSettings(batch_limit=16, poll_interval=0.2)).run(stop)
-        )
-        for _ in range(pumps)
-    ]
-    worker_tasks = [asyncio.create_task(w.run()) for w in running]
-    try:
-        yield task_queue
-    finally:
-        stop.set()
-        await asyncio.wait_for(asyncio.gather(*pump_tasks), timeout=30)
-        for worker in running:
-            await worker.shutdown()
-        await asyncio.gather(*worker_tasks, return_exceptions=True)
 
 
 async def test_two_pumps_and_two_workers_process_every_command_once_in_order(
@@ -80,7 +44,8 @@ async def test_two_pumps_and_two_workers_process_every_command_once_in_order(
             ids.append(await enqueue(pool, rng.choice(streams), "receive_stock", user_id=user,
                                      quantity=rng.randint(1, 5)))
 
-    async with temporal_pipeline(pool, database_url, temporal_env, pumps=2, workers=2):
+    async with temporal_pipeline(pool, database_url, temporal_env, pumps=2, workers=2,
+                                 batch_limit=16):
         await asyncio.gather(*(writer(seed) for seed in range(6)))
         final = await wait_terminal(pool, ids, seconds=90)
     assert set(final.values()) == {"processed"}
@@ -130,7 +95,8 @@ async def test_commands_submitted_by_many_users_through_the_ingress_run_once_in_
             ids.append(UUID(answer["command_id"]))
 
     repeated = uuid4()
-    async with temporal_pipeline(pool, database_url, temporal_env, pumps=2, workers=2):
+    async with temporal_pipeline(pool, database_url, temporal_env, pumps=2, workers=2,
+                                 batch_limit=16):
         for tenant in tenants:
             for item in items[tenant]:
                 answer = await submit(pool, Caller(tenant_id=tenant), "inventory.register_item",
@@ -162,7 +128,8 @@ async def test_a_rejection_through_temporal_is_final_and_not_retried(
 ) -> None:
     caller = Caller(tenant_id=uuid4())
     item = uuid4()
-    async with temporal_pipeline(pool, database_url, temporal_env, pumps=1, workers=1):
+    async with temporal_pipeline(pool, database_url, temporal_env, pumps=1, workers=1,
+                                 batch_limit=16):
         first = await submit(pool, caller, "inventory.register_item", register(item))
         answer = await submit(pool, caller, "inventory.reserve_stock",
                               {"item_id": str(item), "order_id": str(uuid4()), "quantity": 2})

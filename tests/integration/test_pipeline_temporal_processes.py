@@ -13,10 +13,10 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from pump.database import Conn
-from tests.integration.pipeline import assert_once_in_order, enqueue, statuses, wait_terminal
-from tests.integration.processes import intent_process
-from tests.integration.streams import new_stream
+from pump.store.connections import Conn
+from tests.support.pipeline import assert_once_in_order, enqueue, statuses, wait_terminal
+from tests.support.processes import intent_process
+from tests.support.streams import new_stream
 
 pytestmark = pytest.mark.integration
 

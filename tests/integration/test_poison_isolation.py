@@ -9,32 +9,29 @@ on the batch's last attempt."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from domain.app import registry
-from projections.app import catalog
-from projections.inline import InlineProjections
-from pump.batch_processor import BatchProcessor, PoisonedBatchError
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn
-from pump.pump import DirectDispatcher, Pump, PumpSettings
-from pump.temporal import TemporalDispatcher, build_worker
-from tests.integration.pipeline import enqueue, statuses, wait_terminal
-from tests.integration.streams import TENANT_A, TENANT_B, new_stream
+from pump.batches.processor import PoisonedBatchError
+from pump.batches.pump import DirectDispatcher, Pump, PumpSettings
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn
+from tests.support.pipeline import (
+    enqueue,
+    shop_processor,
+    statuses,
+    temporal_pipeline,
+    wait_terminal,
+)
+from tests.support.streams import new_stream
+from tests.support.tenants import TENANT_A, TENANT_B
 
 pytestmark = pytest.mark.integration
 
 HALF_OF_TWO_TO_THE_63 = 2**62
-
-
-def processor(pool: AsyncConnectionPool[Conn]) -> BatchProcessor:
-    return BatchProcessor(pool, registry, inline=InlineProjections(catalog, registry=registry))
 
 
 async def poisoned_scenario(pool: AsyncConnectionPool[Conn]) -> dict[str, UUID]:
@@ -79,7 +76,7 @@ async def test_isolation_processes_the_others_and_holds_the_poison_until_the_las
     batch = await PostgresCommandStore(pool).claim(100)
     assert batch is not None
     assert set(ids.values()) <= set(batch.command_ids)
-    worker = processor(pool)
+    worker = shop_processor(pool)
 
     with pytest.raises(PoisonedBatchError, match="2 command"):
         await worker.process(batch.batch_id, attempt=1, last_attempt=False)
@@ -107,7 +104,7 @@ async def test_a_poisoned_batch_finishes_under_the_direct_pump_and_is_not_swept_
 ) -> None:
     ids = await poisoned_scenario(pool)
     stop = asyncio.Event()
-    pump = Pump(pool, database_url, DirectDispatcher(processor(pool), first_backoff=0.05),
+    pump = Pump(pool, database_url, DirectDispatcher(shop_processor(pool), first_backoff=0.05),
                 PumpSettings(poll_interval=0.1, batch_limit=100))
     task = asyncio.create_task(pump.run(stop))
     try:
@@ -129,32 +126,13 @@ async def test_a_poisoned_batch_finishes_under_the_direct_pump_and_is_not_swept_
     assert open_batches == (0,)
 
 
-@asynccontextmanager
-async def temporal_pipeline(
-    pool: AsyncConnectionPool[Conn], url: str, env: WorkflowEnvironment
-) -> AsyncIterator[None]:
-    task_queue = f"intent-poison-{uuid4().hex[:8]}"
-    stop = asyncio.Event()
-    worker = build_worker(env.client, processor(pool), task_queue)
-    worker_task = asyncio.create_task(worker.run())
-    pump_task = asyncio.create_task(
-        Pump(pool, url, TemporalDispatcher(env.client, task_queue),
-             PumpSettings(batch_limit=100, poll_interval=0.1)).run(stop)
-    )
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(pump_task, timeout=30)
-        await worker.shutdown()
-        await asyncio.gather(worker_task, return_exceptions=True)
-
-
 async def test_a_poisoned_batch_finishes_through_temporal_with_the_others_processed(
     pool: AsyncConnectionPool[Conn], database_url: str, temporal_env: WorkflowEnvironment
 ) -> None:
     ids = await poisoned_scenario(pool)
-    async with temporal_pipeline(pool, database_url, temporal_env):
+    async with temporal_pipeline(pool, database_url, temporal_env,
+                                 processor=lambda: shop_processor(pool), queue="intent-poison",
+                                 batch_limit=100, poll_interval=0.1):
         bystanders = [ids["b_register"], ids["b_receive"]]
         assert set((await wait_terminal(pool, bystanders, seconds=10)).values()) == {
             "processed"}

@@ -5,28 +5,22 @@ data is named instead of guessed."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from typing import Any
 from uuid import uuid4
 
 import psycopg
 import pytest
 from click.testing import CliRunner
-from pydantic import BaseModel
 
-from domain.contracts import Event
-from projections import sql
-from projections.metadata import Column, Index, Op, Projection, Table
-from projections.schema import drift
-from tools.local_pg import free_port
-from tools.projection_schema_cli import run_drift, run_repair
-from tools.projections_cli import projections
+from projections import ddl
+from projections.introspection import drift
+from projections.metadata import Column, Index, Projection, Table
+from tests.support.projections import no_ops
+from tools.cli.projections import projections, run_drift, run_repair
+from tools.local.cluster import free_port
 
 pytestmark = pytest.mark.integration
-
-
-def _no_ops(event: Event, payload: BaseModel) -> Sequence[Op]:
-    return []
 
 
 def bins(schema: str) -> Projection:
@@ -50,14 +44,8 @@ def bins(schema: str) -> Projection:
         readers=("authenticated",),
         realtime=True,
         schema_name=schema,
-        handler=_no_ops,
+        handler=no_ops,
     )
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        yield connection
 
 
 @pytest.fixture
@@ -65,7 +53,7 @@ def layout(conn: psycopg.Connection[Any]) -> Iterator[Projection]:
     """The `bins` projection created from its DDL in a schema of this test's own."""
     projection = bins(f"drift_{uuid4().hex[:12]}")
     with conn.transaction():
-        for statement in sql.projection_ddl(projection):
+        for statement in ddl.projection_ddl(projection):
             conn.execute(statement.encode())
     yield projection
     conn.execute(f"drop schema if exists {projection.schema_name} cascade".encode())
@@ -184,10 +172,10 @@ def test_rebuild_twins_are_ignored_but_a_table_of_an_undeclared_projection_is_re
 ) -> None:
     table = layout.tables[0]
     for twin in ("bins__rebuild", "bins__old"):
-        run(conn, *sql.table_ddl(layout, table, physical_name=twin, realtime=False))
+        run(conn, *ddl.table_ddl(layout, table, physical_name=twin, realtime=False))
     assert drift(conn, [layout]) == []
     gone = bins(layout.schema_name).model_copy(update={"name": "crates"})
-    run(conn, *sql.table_ddl(gone, table.model_copy(update={"name": "crates"})))
+    run(conn, *ddl.table_ddl(gone, table.model_copy(update={"name": "crates"})))
     (extra,) = drift(conn, [layout])
     assert (extra.kind, extra.table, extra.projection, extra.severity) == (
         "extra_table", "crates", "crates", "destructive")
@@ -217,7 +205,7 @@ def test_an_unreachable_database_is_an_environment_error(
 
 
 def test_every_schema_command_has_help() -> None:
-    for name in ("generate", "check", "drift", "repair"):
+    for name in ("drift", "repair"):
         result = CliRunner().invoke(projections, [name, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage:" in result.output

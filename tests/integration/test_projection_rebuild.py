@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -17,30 +16,25 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from domain.contracts import Event
+from domain.feed import FeedPosition
+from domain.shop import registry
+from projections.ddl import projection_ddl
 from projections.inventory import STOCK_LEVELS, stock_levels_rules
-from projections.metadata import Column, Op, Projection, Table, Upsert
+from projections.metadata import Op, Projection, Upsert
 from projections.orders import ORDER_SUMMARIES
-from projections.rebuild import (
+from projections.sql import PUBLICATION
+from pump.projections.rebuild import (
     Rebuilder,
     RebuildError,
     parse_position,
     rebuild_consumer,
 )
-from projections.sql import PUBLICATION, projection_ddl
-from pump.database import Conn
-from pump.event_store import PostgresEventStore
-from pump.feed import FeedPosition
-from tests.integration.projection_kit import (
-    Made,
-    append,
-    checkpoint_of,
-    fresh,
-    head,
-    runner_for,
-    table_rows,
-)
-from tests.integration.streams import new_stream, received, registered
-from tools import settings
+from pump.store.connections import Conn
+from pump.store.events import PostgresEventStore
+from tests.support.feed import checkpoint_of, head
+from tests.support.processes import run_intent
+from tests.support.projections import THINGS, Made, fresh, runner_for, table_rows
+from tests.support.streams import append, new_stream, received, registered
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +89,7 @@ async def test_a_rebuild_swaps_in_the_same_rows_under_the_live_names(
     progress: list[tuple[int, int]] = []
     result = await Rebuilder(pool, projection, page_size=2,
                              on_progress=lambda done, total: progress.append((done, total))
-                             ).run(start)
+                             , registry=registry).run(start)
     assert await table_rows(pool, projection, tenant=tenant) == live_rows
     assert await catalog_state(pool, projection) == before
     assert result.events == result.handled == 9
@@ -114,7 +108,7 @@ async def test_events_arriving_during_a_rebuild_are_applied_once(
     await stock_history(store, tenant, items=2)
     runner = runner_for(pool, projection)
     await runner.catch_up(projection)
-    rebuilder = Rebuilder(pool, projection)
+    rebuilder = Rebuilder(pool, projection, registry=registry)
     await rebuilder.prepare(start)
     position = await rebuilder.catch_up(start)
     late = new_stream(tenant)
@@ -133,7 +127,7 @@ async def test_a_rebuild_from_a_position_holds_only_later_events(
     tenant = uuid4()
     early = await stock_history(store, tenant, items=1)
     later = await stock_history(store, tenant, items=1)
-    await Rebuilder(pool, projection).run(FeedPosition.of(early[-1]))
+    await Rebuilder(pool, projection, registry=registry).run(FeedPosition.of(early[-1]))
     rows = await table_rows(pool, projection, tenant=tenant)
     assert [r[1] for r in rows] == [later[0].stream.aggregate_id]
 
@@ -153,8 +147,9 @@ async def test_a_failing_rebuild_leaves_the_live_tables_and_records_the_error(
             raise RuntimeError("cannot rebuild this")
         return stock_levels_rules(event, payload)
 
+    broken_projection = projection.model_copy(update={"handler": broken})
     with pytest.raises(RebuildError, match="cannot rebuild this"):
-        await Rebuilder(pool, projection.model_copy(update={"handler": broken})).run(start)
+        await Rebuilder(pool, broken_projection, registry=registry).run(start)
     assert await table_rows(pool, projection, tenant=tenant) == live_rows
     error = (await checkpoint_of(pool, rebuild_consumer(projection))).error
     assert error is not None
@@ -167,19 +162,13 @@ async def test_a_write_the_database_refuses_stops_the_rebuild_and_is_recorded(
     def unlabelled(event: Event, payload: BaseModel) -> Sequence[Op]:
         return [Upsert(table="things", key={"id": event.stream.aggregate_id})]
 
-    table = Table(
-        name="things",
-        columns=(Column(name="tenant_id", type="uuid", nullable=False),
-                 Column(name="id", type="uuid", nullable=False),
-                 Column(name="label", type="text", nullable=False)),
-        primary_key=("tenant_id", "id"),
-    )
+    table = THINGS
     projection = await made.create(fresh(STOCK_LEVELS, mode="async", tables=(table,),
                                          handler=unlabelled))
     start = await head(pool)
     await stock_history(store, uuid4(), items=1)
     with pytest.raises(RebuildError, match="label"):
-        await Rebuilder(pool, projection).run(start)
+        await Rebuilder(pool, projection, registry=registry).run(start)
     error = (await checkpoint_of(pool, rebuild_consumer(projection))).error
     assert error is not None
     assert error["kind"] == "write_failed"
@@ -194,10 +183,7 @@ def test_feed_positions_parse_as_txid_colon_position() -> None:
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tools.cli", *args], cwd=settings.REPO_ROOT,
-        capture_output=True, text=True, timeout=300, check=False,
-    )
+    return run_intent(*args, timeout=300)
 
 
 async def test_the_rebuild_command_swaps_the_app_projection_in(

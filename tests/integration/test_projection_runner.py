@@ -26,33 +26,24 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from domain.contracts import Event, Metadata, StreamId
+from domain.feed import FeedPosition
+from domain.shop import registry
 from projections.apply import Applier
+from projections.ddl import projection_ddl, table_ddl
 from projections.inventory import STOCK_LEVELS
 from projections.metadata import Column, Delete, Op, SqlFunction, Table, Upsert
 from projections.orders import ORDER_SUMMARIES
-from projections.rebuild import Rebuilder
-from projections.runner import (
-    CHUNK,
-    ProjectionRunner,
-    read_feed,
-)
-from projections.sql import projection_ddl, table_ddl
-from pump.database import Conn
-from pump.event_store import PostgresEventStore
-from pump.feed import FeedPosition, GlobalFeed
-from tests.integration.processes import intent_process
-from tests.integration.projection_kit import (
-    Made,
-    append,
-    checkpoint_of,
-    fresh,
-    head,
-    runner_for,
-    start_at_head,
-    table_rows,
-    until,
-)
-from tests.integration.streams import new_stream, received, registered
+from pump.projections.pages import CHUNK, read_feed
+from pump.projections.rebuild import Rebuilder
+from pump.projections.runner import ProjectionRunner
+from pump.store.connections import Conn
+from pump.store.events import PostgresEventStore
+from pump.store.feed import GlobalFeed
+from tests.support.feed import checkpoint_of, head, start_at_head
+from tests.support.processes import intent_process
+from tests.support.projections import THINGS, Made, fresh, runner_for, table_rows
+from tests.support.streams import append, new_stream, received, registered
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.integration
 
@@ -149,7 +140,7 @@ async def test_an_older_event_never_overwrites_a_newer_one(
     stream = new_stream(tenant)
     events = await append(store, [registered(stream), received(stream, 2, 5),
                                   received(stream, 3, 7)])
-    applier = Applier(projection)
+    applier = Applier(projection, registry=registry)
     async with pool.connection() as conn:
         await applier.apply(conn, [events[0], events[2]])
         before = await table_rows(pool, projection, tenant=tenant)
@@ -178,7 +169,7 @@ async def test_a_delete_older_than_the_row_leaves_it(
     projection = await made.create(fresh(STOCK_LEVELS, mode="async", handler=handler))
     events = await append(store, [registered(stream), received(stream, 2)])
     deleting.add(events[0].event_id)
-    applier = Applier(projection)
+    applier = Applier(projection, registry=registry)
     async with pool.connection() as conn:
         await applier.apply(conn, [events[1]])
         result = await applier.apply(conn, [events[0]])
@@ -219,7 +210,7 @@ async def test_tables_holding_rows_without_a_checkpoint_ask_for_a_rebuild(
     stream = new_stream(uuid4())
     events = await append(store, [registered(stream)])
     async with pool.connection() as conn:
-        await Applier(projection).apply(conn, events)
+        await Applier(projection, registry=registry).apply(conn, events)
         await conn.execute("delete from intent.checkpoints where consumer = %s",
                            (projection.consumer,))
     result = await runner_for(pool, projection).step(projection)
@@ -298,13 +289,7 @@ async def test_a_write_the_database_refuses_is_pinned_to_its_event(
         return [Upsert(table="things", key={"id": event.stream.aggregate_id},
                        set={"label": label} if label else {})]
 
-    table = Table(
-        name="things",
-        columns=(Column(name="tenant_id", type="uuid", nullable=False),
-                 Column(name="id", type="uuid", nullable=False),
-                 Column(name="label", type="text", nullable=False)),
-        primary_key=("tenant_id", "id"),
-    )
+    table = THINGS
     projection = await made.create(fresh(
         STOCK_LEVELS, mode="async", tables=(table,), handler=labels,
         reads=("inventory.stock_received",),
@@ -400,8 +385,8 @@ async def test_one_statement_per_page_writes_what_event_by_event_writes(
     async with pool.connection() as conn:
         for statement in table_ddl(projection, KINDS, physical_name="kinds_one_by_one"):
             await conn.execute(statement.encode())
-    folded = Applier(projection)
-    one_by_one = Applier(projection, physical={"kinds": "kinds_one_by_one"})
+    folded = Applier(projection, registry=registry)
+    one_by_one = Applier(projection, physical={"kinds": "kinds_one_by_one"}, registry=registry)
     async with pool.connection() as conn, conn.transaction():
         result = await folded.apply(conn, events)
         for event in events:
@@ -479,7 +464,7 @@ async def test_a_runner_killed_mid_stream_resumes_to_what_a_rebuild_gives(
         assert second.wait(timeout=20) == 0
         assert "projection runner stopped" in (second.stderr.read() if second.stderr else "")
     rebuilt = await made.create(fresh(live), at_head=False)
-    await Rebuilder(pool, rebuilt).run(start)
+    await Rebuilder(pool, rebuilt, registry=registry).run(start)
     expected = await table_rows(pool, rebuilt, tenant=tenant)
     assert len(expected) == 120
     assert await table_rows(pool, live, tenant=tenant) == expected

@@ -5,8 +5,7 @@ first one with rows already in the table."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,53 +13,19 @@ from uuid import UUID, uuid4
 
 import psycopg
 import pytest
-from pydantic import BaseModel
 
-from domain.contracts import Event
 from projections import migration_state
-from projections.app import catalog as app_catalog
-from projections.metadata import Column, Index, Op, Projection, Table
-from projections.schema import drift
-from tests.integration.streams import TENANT_A, TENANT_B
-from tools.sql_split import split_sql
+from projections.introspection import drift
+from projections.metadata import Column, Index
+from projections.shop import catalog as app_catalog
+from tests.support.projections import SHELF_COLUMNS, generated, shelves
+from tests.support.tenants import TENANT_A, TENANT_B, claims_json
+from tools.local.migrations import split_sql
 
 pytestmark = pytest.mark.integration
 
 V1_AT = datetime(2030, 1, 1, tzinfo=UTC)
 V2_AT = datetime(2030, 1, 2, tzinfo=UTC)
-
-
-def _no_ops(event: Event, payload: BaseModel) -> Sequence[Op]:
-    return []
-
-
-COLUMNS = (
-    Column(name="tenant_id", type="uuid", nullable=False),
-    Column(name="shelf_id", type="uuid", nullable=False),
-    Column(name="label", type="text"),
-    Column(name="count", type="bigint", nullable=False, default=0),
-)
-
-
-def shelves(schema: str, *, columns: Sequence[Column] = COLUMNS,
-            indexes: Sequence[Index] = (), **overrides: Any) -> Projection:
-    fields: dict[str, Any] = {
-        "name": "shelves",
-        "version": 1,
-        "reads": ("inventory.stock_received",),
-        "tables": (Table(name="shelves", columns=tuple(columns),
-                         primary_key=("tenant_id", "shelf_id"), indexes=tuple(indexes)),),
-        "readers": ("authenticated",),
-        "schema_name": schema,
-        "handler": _no_ops,
-    }
-    return Projection(**(fields | overrides))
-
-
-@pytest.fixture
-def conn(database_url: str) -> Iterator[psycopg.Connection[Any]]:
-    with psycopg.connect(database_url, autocommit=True) as connection:
-        yield connection
 
 
 @pytest.fixture
@@ -78,12 +43,6 @@ def apply(conn: psycopg.Connection[Any], text: str) -> None:
             conn.execute(statement.text.encode())
 
 
-def write_migration(folder: Path, projection: Projection, when: datetime) -> str:
-    result = migration_state.generate(folder, [projection], now=when)
-    assert result.written is not None
-    return result.written.read_text(encoding="utf-8")
-
-
 def insert_shelf(conn: psycopg.Connection[Any], schema: str, tenant: UUID,
                  label: str | None = None) -> UUID:
     shelf = uuid4()
@@ -93,11 +52,6 @@ def insert_shelf(conn: psycopg.Connection[Any], schema: str, tenant: UUID,
         (tenant, shelf, label),
     )
     return shelf
-
-
-def claims(tenant: UUID) -> str:
-    return json.dumps({"sub": str(uuid4()), "role": "authenticated",
-                       "app_metadata": {"tenant_id": str(tenant)}})
 
 
 def select_as(conn: psycopg.Connection[Any], role: str, sql_text: str,
@@ -129,20 +83,20 @@ def test_a_generated_migration_applies_to_a_fresh_schema_with_tenant_rls(
 ) -> None:
     projection = shelves(schema, readers=("authenticated",), realtime=True,
                          indexes=(Index(columns=("tenant_id", "label")),))
-    apply(conn, write_migration(tmp_path, projection, V1_AT))
+    apply(conn, generated(tmp_path, projection, V1_AT))
     assert drift(conn, [projection]) == []
 
     mine = insert_shelf(conn, schema, TENANT_A, "a")
     insert_shelf(conn, schema, TENANT_B, "b")
     query = f"select shelf_id from {schema}.shelves"
-    assert select_as(conn, "authenticated", query, claims(TENANT_A)) == [(mine,)]
+    assert select_as(conn, "authenticated", query, claims_json(TENANT_A)) == [(mine,)]
     assert select_as(conn, "authenticated", query) == []  # no tenant claim: nothing
     for outsider in ("anon", "service_role"):  # not readers of this projection
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             select_as(conn, outsider, query)
     with pytest.raises(psycopg.errors.InsufficientPrivilege):
         select_as(conn, "authenticated",
-                  f"delete from {schema}.shelves returning shelf_id", claims(TENANT_A))
+                  f"delete from {schema}.shelves returning shelf_id", claims_json(TENANT_A))
     in_publication = conn.execute(
         "select count(*) from pg_publication_tables where pubname = 'supabase_realtime' "
         "and schemaname = %s and tablename = 'shelves'", (schema,)).fetchone()
@@ -153,17 +107,17 @@ def test_a_second_generated_migration_applies_on_top_of_the_first_with_rows_pres
     conn: psycopg.Connection[Any], schema: str, tmp_path: Path
 ) -> None:
     v1 = shelves(schema)
-    apply(conn, write_migration(tmp_path, v1, V1_AT))
+    apply(conn, generated(tmp_path, v1, V1_AT))
     existing = insert_shelf(conn, schema, TENANT_A, "old")
 
     v2 = shelves(
         schema,
-        columns=(*COLUMNS, Column(name="aisle", type="text"),
+        columns=(*SHELF_COLUMNS, Column(name="aisle", type="text"),
                  Column(name="zone", type="text", nullable=False, default="main")),
         indexes=(Index(columns=("tenant_id", "aisle")),),
         readers=("authenticated", "service_role"),
     )
-    text = write_migration(tmp_path, v2, V2_AT)
+    text = generated(tmp_path, v2, V2_AT)
     assert "CREATE TABLE" not in text
     apply(conn, text)
     assert drift(conn, [v2]) == []
@@ -179,6 +133,6 @@ def test_an_anon_reader_sees_no_rows_without_a_tenant(
     conn: psycopg.Connection[Any], schema: str, tmp_path: Path
 ) -> None:
     projection = shelves(schema, readers=("anon", "authenticated"))
-    apply(conn, write_migration(tmp_path, projection, V1_AT))
+    apply(conn, generated(tmp_path, projection, V1_AT))
     insert_shelf(conn, schema, TENANT_A)
     assert select_as(conn, "anon", f"select shelf_id from {schema}.shelves") == []

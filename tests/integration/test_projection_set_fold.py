@@ -14,28 +14,22 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
 from domain.contracts import Event, Metadata, StreamId
-from projections import rebuild as rebuild_module
-from projections import runner as runner_module
+from domain.feed import FeedPosition
+from domain.shop import registry
 from projections.inventory import STOCK_LEVELS
 from projections.metadata import Catalog, Column, Projection, Table
 from projections.orders import ORDER_SUMMARIES
-from projections.rebuild import Rebuilder, RebuildError, rebuild_consumer
 from projections.rules import AGGREGATE_ID, OCCURRED_AT, On, Rules, literal, neg, payload
 from projections.set_fold import unsupported
-from pump.database import Conn
-from pump.event_store import PostgresEventStore
-from pump.feed import FeedPosition
-from tests.integration.projection_kit import (
-    Made,
-    checkpoint_of,
-    fresh,
-    head,
-    runner_for,
-    table_rows,
-)
-from tests.integration.streams import TENANT_A, TENANT_B
+from pump.projections import rebuild as rebuild_module
+from pump.projections import runner as runner_module
+from pump.projections.rebuild import Rebuilder, RebuildError, rebuild_consumer
+from pump.store.connections import Conn
+from pump.store.events import PostgresEventStore
+from tests.support.feed import checkpoint_of, head
+from tests.support.projections import Made, fresh, runner_for, table_rows
+from tests.support.tenants import TENANT_A, TENANT_B
 
 pytestmark = pytest.mark.integration
 
@@ -165,7 +159,7 @@ async def _rebuilt(pool: AsyncConnectionPool[Conn], made: Made, base: Projection
                    start: FeedPosition, fold: str) -> tuple[Projection, Rebuilder]:
     projection = fresh(base)
     made.schemas.append(projection.schema_name)
-    rebuilder = Rebuilder(pool, projection, fold=fold)  # type: ignore[arg-type]
+    rebuilder = Rebuilder(pool, projection, fold=fold, registry=registry)  # type: ignore[arg-type]
     await rebuilder.run(start)
     return projection, rebuilder
 
@@ -222,7 +216,7 @@ async def test_a_stored_payload_sql_cannot_cast_is_named_and_nothing_is_swapped(
     await PostgresEventStore(pool, None).append(stream, 1, [bad])
     projection = fresh(STOCK_LEVELS)
     made.schemas.append(projection.schema_name)
-    rebuilder = Rebuilder(pool, projection, fold="sql")
+    rebuilder = Rebuilder(pool, projection, fold="sql", registry=registry)
     with pytest.raises(RebuildError) as raised:
         await rebuilder.run(start)
     assert str(bad.event_id) in str(raised.value)
@@ -249,7 +243,7 @@ def test_a_python_handler_or_a_float_sum_is_not_folded_in_sql() -> None:
     )})
     assert "double precision" in (unsupported(floats) or "")
     with pytest.raises(ValueError, match="cannot be folded in SQL"):
-        Rebuilder(None, floats, fold="sql")  # type: ignore[arg-type]
+        Rebuilder(None, floats, fold="sql", registry=registry)  # type: ignore[arg-type]
 
 
 # -- the runner's catch-up -------------------------------------------------------------------

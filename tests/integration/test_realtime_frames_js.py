@@ -4,12 +4,12 @@ run under Node: what it encodes we decode, and what we encode it decodes."""
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 
 import pytest
 
-from tools.gateway.realtime_frames import V2, Message, decode_binary, encode_broadcast, encode_text
+from tests.support.node import node as node_binary
+from tools.gateway.realtime.frames import V2, Message, decode_binary, encode_broadcast, encode_text
 from tools.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -18,10 +18,8 @@ SERIALIZER = "@supabase/realtime-js/dist/main/lib/serializer.js"
 
 
 def node(script: str, stdin: str = "") -> str:
-    binary = shutil.which("node")
-    assert binary, "Node.js is needed (./run setup installs it)"
     done = subprocess.run(
-        [binary, "-e", f"const S = require({json.dumps(SERIALIZER)}).default;"
+        [node_binary(), "-e", f"const S = require({json.dumps(SERIALIZER)}).default;"
          "const s = new S();" + script],
         cwd=REPO_ROOT, input=stdin, capture_output=True, text=True, timeout=60, check=False,
     )

@@ -14,9 +14,10 @@ import psycopg
 import pytest
 from click.testing import CliRunner
 
+from projections.shop import catalog
 from tools import settings
-from tools.rls_cli import rls
-from tools.rls_lint import LintReport, app_anon_readers, lint, load_live, load_sql
+from tools.checks.rls import LintReport, declared_anon_readers, lint, load_live, load_sql
+from tools.cli.rls import rls
 
 pytestmark = pytest.mark.integration
 
@@ -81,6 +82,10 @@ def broken(database_url: str) -> Iterator[tuple[str, str]]:
     finally:
         with psycopg.connect(database_url, autocommit=True) as conn:
             conn.execute(f"drop schema {schema} cascade")
+
+
+def app_anon_readers() -> set[tuple[str, str]]:
+    return declared_anon_readers(catalog)
 
 
 def live(database_url: str, schemas: tuple[str, ...]) -> LintReport:

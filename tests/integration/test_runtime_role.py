@@ -12,17 +12,15 @@ import pytest
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
-from projections.app import catalog
-from projections.inline import InlineProjections
+from domain.shop import registry
 from projections.roles import RUNTIME_ROLE
-from projections.runner import ProjectionRunner
-from pump.batch_processor import BatchProcessor
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn, open_pool
-from pump.gauges import read_held_back
-from tests.integration.pipeline import enqueue, statuses
-from tests.integration.streams import new_stream
+from projections.shop import catalog
+from pump.observability.gauges import read_held_back
+from pump.projections.runner import ProjectionRunner
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn, open_pool
+from tests.support.pipeline import enqueue, shop_processor, statuses
+from tests.support.streams import new_stream
 from tools.settings import LOCAL_PASSWORD
 
 pytestmark = pytest.mark.integration
@@ -52,8 +50,7 @@ async def test_the_pipeline_runs_end_to_end_as_the_runtime_role(
     ids = [await enqueue(runtime_pool, stream, "register_item", sku="RT", name="Runtime"),
            await enqueue(runtime_pool, stream, "receive_stock", quantity=5),
            await enqueue(runtime_pool, stream, "reserve_stock", order_id=order, quantity=2)]
-    processor = BatchProcessor(runtime_pool, registry,
-                               inline=InlineProjections(catalog, registry=registry))
+    processor = shop_processor(runtime_pool)
     store = PostgresCommandStore(runtime_pool)
     while (batch := await store.claim(50)) is not None:
         await processor.process(batch.batch_id)

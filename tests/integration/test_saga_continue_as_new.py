@@ -20,7 +20,6 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.app import registry, sagas
 from domain.contracts import Event, Metadata, StreamId
 from domain.inventory.events import ItemRegistered, StockReceived, StockReserved
 from domain.saga import (
@@ -32,10 +31,12 @@ from domain.saga import (
     saga_command_id,
     saga_workflow_id,
 )
-from pump.database import Conn
-from pump.saga_contracts import SAGA_EVENT_SIGNAL, SagaStart
-from pump.saga_worker import build_saga_worker
-from pump.saga_workflow import SagaWorkflow
+from domain.shop import registry, sagas
+from projections.shop import application
+from pump.sagas.contracts import SAGA_EVENT_SIGNAL, SagaStart
+from pump.sagas.worker import build_saga_worker
+from pump.sagas.workflow import SagaWorkflow
+from pump.store.connections import Conn
 
 pytestmark = pytest.mark.integration
 
@@ -170,7 +171,7 @@ async def test_a_long_lived_saga_continues_as_new_and_loses_nothing(
         temporal_env.client.service_client.config.target_host,
         data_converter=pydantic_data_converter,
     )
-    async with build_saga_worker(client, pool, registry, queue):
+    async with build_saga_worker(client, pool, application, queue):
         handle = await client.start_workflow(
             SagaWorkflow.run,
             SagaStart(saga=tally.name, tenant_id=stream.tenant_id, instance=instance,

@@ -13,15 +13,16 @@ import pytest
 from click.testing import CliRunner, Result
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
 from domain.contracts import Snapshot, StreamId
 from domain.decider import rehydrate, take_snapshot
 from domain.inventory import Item
-from pump.aggregates import AggregateRepository
-from pump.database import Conn
-from tests.integration.streams import history, new_stream, received
-from tools.snapshot_verify import BEYOND_STREAM, CORRUPT, MISMATCH, judge
-from tools.snapshots_cli import snapshots
+from domain.shop import registry
+from pump.store.aggregates import AggregateRepository
+from pump.store.connections import Conn
+from tests.support.db import execute
+from tests.support.streams import history, new_stream, received
+from tools.checks.snapshots import BEYOND_STREAM, CORRUPT, MISMATCH, judge
+from tools.cli.snapshots import snapshots
 
 pytestmark = pytest.mark.integration
 
@@ -59,11 +60,6 @@ async def snapshot_rows(
         return list(await cur.fetchall())
 
 
-async def sql(pool: AsyncConnectionPool[Conn], query: str, *params: object) -> None:
-    async with pool.connection() as conn:
-        await conn.execute(query, params)
-
-
 async def test_a_tampered_snapshot_is_found_repaired_and_then_clean(
     repo: AggregateRepository, pool: AsyncConnectionPool[Conn], database_url: str
 ) -> None:
@@ -73,8 +69,9 @@ async def test_a_tampered_snapshot_is_found_repaired_and_then_clean(
     await write(repo, bad, 55)
     assert [v for v, _, _ in await snapshot_rows(pool, bad)] == [50]
     right_state = (await snapshot_rows(pool, bad))[0][2]
-    await sql(pool, "update intent.snapshots set state = jsonb_set(state, '{on_hand}', '999')"
-              " where aggregate_id = %s", bad.aggregate_id)
+    await execute(pool,
+                  "update intent.snapshots set state = jsonb_set(state, '{on_hand}', '999')"
+                  " where aggregate_id = %s", bad.aggregate_id)
 
     found = await verify(database_url, tenant, "--json")
     assert found.exit_code == 1, found.output
@@ -112,8 +109,9 @@ async def test_a_snapshot_that_does_not_parse_is_reported_corrupt_and_rewritten(
     tenant = uuid4()
     stream = new_stream(tenant)
     await write(repo, stream, 50)
-    await sql(pool, "update intent.snapshots set state = '{\"on_hand\": \"lots\", \"x\": 1}'"
-              " where aggregate_id = %s", stream.aggregate_id)
+    await execute(pool,
+                  "update intent.snapshots set state = '{\"on_hand\": \"lots\", \"x\": 1}'"
+                  " where aggregate_id = %s", stream.aggregate_id)
     found = await verify(database_url, tenant, "--json")
     assert found.exit_code == 1
     (problem,) = report_of(found)["problems"]
@@ -133,7 +131,7 @@ async def test_a_snapshot_beyond_the_stream_is_dropped_by_repair(
     tenant = uuid4()
     stream = new_stream(tenant)
     await write(repo, stream, 52)
-    await sql(
+    await execute(
         pool,
         "insert into intent.snapshots (tenant_id, aggregate_type, aggregate_id, version,"
         " schema_version, state) select tenant_id, aggregate_type, aggregate_id, 70,"

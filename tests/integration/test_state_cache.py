@@ -9,15 +9,15 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.app import registry
 from domain.contracts import StreamId
 from domain.inventory import Item
-from pump.aggregates import AggregateRepository
-from pump.batch_processor import BatchProcessor
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn
-from tests.integration.pipeline import enqueue, statuses
-from tests.integration.streams import new_stream
+from domain.shop import registry
+from pump.batches.processor import BatchProcessor
+from pump.store.aggregates import AggregateRepository
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn
+from tests.support.pipeline import enqueue, statuses
+from tests.support.streams import new_stream
 
 pytestmark = pytest.mark.integration
 

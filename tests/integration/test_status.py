@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -16,17 +14,13 @@ import psycopg
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from pump.saga_contracts import SAGA_WORKFLOW
-from tools.settings import REPO_ROOT
-from tools.status import read_sagas
+from pump.sagas.contracts import SAGA_WORKFLOW
+from tests.support.processes import run_intent
+from tools.checks.status import read_sagas
 
 
 def intent_status(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "tools.cli", "status", "--database-url", database_url, *args],
-        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120,
-    )
+    return run_intent("status", "--database-url", database_url, *args, timeout=120)
 
 
 @pytest.fixture
@@ -73,7 +67,7 @@ def test_status_reports_stuck_batch_stopped_follower_and_held_back_feed(
 
 
 def test_status_lists_every_async_projection_with_its_lag(database_url: str) -> None:
-    from projections.app import catalog
+    from projections.shop import catalog
 
     result = intent_status(database_url, "--json", "--no-temporal")
     report = json.loads(result.stdout)

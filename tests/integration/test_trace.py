@@ -3,42 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
-from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from pump.database import Conn
-from tests.integration.pipeline import wait_terminal
-from tests.integration.test_sagas import (
-    place_order,
-    running_stack,
-    saga_result,
-    step,
-    stocked_item,
-)
-from tools.settings import REPO_ROOT
+from pump.store.connections import Conn
+from tests.support.db import fetch_all_sync
+from tests.support.pipeline import wait_terminal
+from tests.support.processes import run_intent
+from tests.support.sagas import place_order, running_stack, saga_result, step, stocked_item
 
 pytestmark = pytest.mark.integration
 
 
 def intent_trace(database_url: str, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    return subprocess.run(
-        [sys.executable, "-m", "tools.cli", "trace", *args, "--database-url", database_url],
-        capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=120,
-    )
-
-
-def rows(database_url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute(sql, params).fetchall()
+    return run_intent("trace", *args, "--database-url", database_url, timeout=120)
 
 
 async def test_a_saga_chain_carries_one_correlation_id_and_each_step_its_cause(
@@ -54,14 +36,16 @@ async def test_a_saga_chain_carries_one_correlation_id_and_each_step_its_cause(
         await wait_terminal(pool, [placed, step(order, "reserve"), step(order, "release"),
                                    step(order, "cancel")], seconds=30)
 
-    (correlation,) = rows(database_url, "select (metadata->>'correlation_id')::uuid"
-                          " from intent.commands where command_id = %s", placed)[0]
-    commands = {r[0]: r for r in rows(
+    (correlation,) = fetch_all_sync(
+        database_url, "select (metadata->>'correlation_id')::uuid"
+        " from intent.commands where command_id = %s", placed)[0]
+    commands = {r[0]: r for r in fetch_all_sync(
         database_url, "select command_id, command_type, (metadata->>'causation_id')::uuid"
         " from intent.commands where metadata->>'correlation_id' = %s", str(correlation))}
-    events = rows(database_url, "select event_id, event_type, (metadata->>'causation_id')::uuid"
-                  " from intent.events where metadata->>'correlation_id' = %s"
-                  " order by position", str(correlation))
+    events = fetch_all_sync(
+        database_url, "select event_id, event_type, (metadata->>'causation_id')::uuid"
+        " from intent.events where metadata->>'correlation_id' = %s"
+        " order by position", str(correlation))
     by_type = {e[1]: e for e in events}
 
     # Every command of the chain, and nothing else, carries the request's correlation id.

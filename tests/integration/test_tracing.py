@@ -8,7 +8,6 @@ built-in OpenTelemetry, OTLP/HTTP) is received here and continued by the pipelin
 from __future__ import annotations
 
 import asyncio
-import json
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager
@@ -24,32 +23,35 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from domain.app import registry, sagas
 from domain.contracts import StreamId
 from domain.orders import OrderFulfilment
 from domain.saga import saga_command_id
-from projections.app import catalog
-from projections.inline import InlineProjections
-from projections.runner import ProjectionRunner
-from pump import telemetry
-from pump.batch_processor import BatchProcessor
-from pump.command_store import PostgresCommandStore
-from pump.database import Conn
-from pump.gauges import sample_held_back, sample_lag
-from pump.pump import DirectDispatcher, Pump, PumpSettings
-from pump.saga_router import SagaRouter
-from pump.saga_worker import build_saga_worker
-from pump.temporal import TemporalDispatcher, build_worker, traced
-from tests.integration.pipeline import enqueue, statuses, wait_terminal
-from tests.integration.streams import TENANT_A, new_stream
+from domain.shop import registry, sagas
+from projections.shop import application, catalog
+from pump.batches.processor import BatchProcessor
+from pump.batches.pump import Pump, PumpSettings
+from pump.batches.temporal import TemporalDispatcher, build_worker
+from pump.observability import telemetry
+from pump.observability.gauges import sample_held_back, sample_lag
+from pump.projections.runner import ProjectionRunner
+from pump.sagas.router import SagaRouter
+from pump.sagas.worker import build_saga_worker
+from pump.store.commands import PostgresCommandStore
+from pump.store.connections import Conn
+from pump.temporal.client import traced
+from tests.support import sagas as saga_support
+from tests.support.ingress import Caller, submit
+from tests.support.pipeline import enqueue, running_pumps, shop_processor, statuses, wait_terminal
+from tests.support.streams import new_stream
+from tests.support.telemetry import Watching, metric_points
+from tests.support.tenants import TENANT_A
 from tools.gateway.testing import running_gateway
-from tools.local_keys import anon_key, user_token
+from tools.local.keys import anon_key, user_token
 from tools.settings import REPO_ROOT
 
 pytestmark = pytest.mark.integration
@@ -65,7 +67,7 @@ async def traced_stack(
     client = traced(env.client)
     batches, saga_queue = f"batches-{uuid4().hex[:8]}", f"sagas-{uuid4().hex[:8]}"
     stop = asyncio.Event()
-    processor = BatchProcessor(pool, registry, inline=InlineProjections(catalog, registry=registry))
+    processor = shop_processor(pool)
     pump = Pump(pool, url, TemporalDispatcher(client, batches), PumpSettings(poll_interval=0.1))
     router = SagaRouter(
         pool, client, registry=registry, sagas=sagas, task_queue=saga_queue,
@@ -77,7 +79,7 @@ async def traced_stack(
         interceptors=telemetry.temporal_interceptors(),
     )
     async with build_worker(client, processor, batches), \
-            build_saga_worker(saga_client, pool, registry, saga_queue):
+            build_saga_worker(saga_client, pool, application, saga_queue):
         tasks = [asyncio.create_task(pump.run(stop)), asyncio.create_task(router.run(stop)),
                  asyncio.create_task(runner.run(stop))]
         try:
@@ -88,9 +90,9 @@ async def traced_stack(
 
 
 async def stocked_item(pool: AsyncConnectionPool[Conn]) -> StreamId:
-    item = StreamId(tenant_id=TENANT_A, aggregate_type="inventory.item", aggregate_id=uuid4())
-    await wait_terminal(pool, [await enqueue(pool, item, "register_item", sku="S", name="W"),
-                               await enqueue(pool, item, "receive_stock", quantity=10)])
+    """Tenant A's item with 10 in stock, its commands processed."""
+    item, commands = await saga_support.stocked_item(pool, on_hand=10)
+    await wait_terminal(pool, commands)
     return item
 
 
@@ -98,23 +100,12 @@ async def submit_order(
     pool: AsyncConnectionPool[Conn], item: StreamId, order_id: UUID, traceparent: str
 ) -> UUID:
     """As PostgREST would call the SQL ingress for a signed-in user, with a traceparent."""
-    claims = {"sub": str(uuid4()), "role": "authenticated", "aud": "authenticated",
-              "app_metadata": {"tenant_id": str(TENANT_A)}}
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("set local role authenticated")
-        await conn.execute("select set_config('request.jwt.claims', %s, true)",
-                           (json.dumps(claims),))
-        cur = await conn.execute(
-            "select public.submit_command(command_type => %s, payload => %s,"
-            " traceparent => %s)",
-            ("orders.place_order",
-             Jsonb({"order_id": str(order_id), "item_id": str(item.aggregate_id),
-                    "quantity": 2}),
-             traceparent),
-        )
-        row = await cur.fetchone()
-    assert row is not None
-    return UUID(row[0]["command_id"])
+    answer = await submit(
+        pool, Caller(TENANT_A), "orders.place_order",
+        {"order_id": str(order_id), "item_id": str(item.aggregate_id), "quantity": 2},
+        traceparent=traceparent,
+    )
+    return UUID(answer["command_id"])
 
 
 def reserve_step(order_id: UUID) -> UUID:
@@ -280,24 +271,21 @@ async def test_one_command_yields_one_trace_across_the_pipeline(
 
 
 
-# -- one batch's command spans, on both of SpanGroup's paths -------------------------------
+# -- one batch's command spans, to a processor that sees them start and one that does not --
 
 
-class UnknownProcessor(SimpleSpanProcessor):
-    """A processor SpanGroup does not know, so that it takes the tracer's ordinary path."""
-
-
-@pytest.fixture(params=["bulk", "ordinary"])
+@pytest.fixture(params=["simple", "watching"])
 def either_path(request: pytest.FixtureRequest) -> Iterator[InMemorySpanExporter]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
-    known = request.param == "bulk"
-    provider.add_span_processor(
-        SimpleSpanProcessor(exporter) if known else UnknownProcessor(exporter))
+    processor = SimpleSpanProcessor(exporter) if request.param == "simple" else Watching(exporter)
+    provider.add_span_processor(processor)
     telemetry.use_tracer_provider(provider)
     try:
-        assert (telemetry._sdk_path(telemetry.tracer()) is not None) is known
         yield exporter
+        if isinstance(processor, Watching):
+            finished = [s.name for s in exporter.get_finished_spans()]
+            assert sorted(processor.started[-len(finished):]) == sorted(finished)
     finally:
         telemetry.use_tracer_provider(None)
         provider.shutdown()
@@ -501,20 +489,6 @@ async def test_a_request_without_trace_context_is_still_traced_by_the_pipeline(
 # -- metrics ------------------------------------------------------------------------------
 
 
-def _points(reader: InMemoryMetricReader) -> dict[str, list[tuple[dict[str, Any], Any]]]:
-    data = reader.get_metrics_data()
-    assert data is not None
-    found: dict[str, list[tuple[dict[str, Any], Any]]] = {}
-    for resource in data.resource_metrics:
-        for scope in resource.scope_metrics:
-            for metric in scope.metrics:
-                found[metric.name] = [
-                    (dict(p.attributes or {}), getattr(p, "value", None) or getattr(p, "count", 0))
-                    for p in metric.data.data_points
-                ]
-    return found
-
-
 async def test_the_pipeline_records_its_metrics_and_the_samplers_read_the_store(
     pool: AsyncConnectionPool[Conn], database_url: str,
 ) -> None:
@@ -526,12 +500,12 @@ async def test_the_pipeline_records_its_metrics_and_the_samplers_read_the_store(
         ids = [await enqueue(pool, item, "register_item", sku="S", name="W"),
                await enqueue(pool, item, "receive_stock", quantity=-1)]  # refused
         processor = BatchProcessor(pool, registry)
-        async with running_direct_pump(pool, database_url, processor):
+        async with running_pumps(pool, database_url, processor=processor, poll_interval=0.1):
             statuses = await wait_terminal(pool, ids)
         consumer = "projection:metrics-probe@1"  # no checkpoint: the whole feed is behind
         await sample_lag(pool, [consumer])
         await sample_held_back(pool)
-        points = _points(reader)
+        points = metric_points(reader)
     finally:
         telemetry.use_meter_provider(None)
     assert sorted(statuses.values()) == ["processed", "rejected"]
@@ -545,17 +519,3 @@ async def test_the_pipeline_records_its_metrics_and_the_samplers_read_the_store(
     assert lag >= 1  # at least the item's registration is behind a consumer at the start
     (held,) = points["intent.feed.held_back.seconds"]
     assert held[1] >= 0.0
-
-
-@asynccontextmanager
-async def running_direct_pump(
-    pool: AsyncConnectionPool[Conn], url: str, processor: BatchProcessor
-) -> AsyncIterator[None]:
-    stop = asyncio.Event()
-    pump = Pump(pool, url, DirectDispatcher(processor), PumpSettings(poll_interval=0.1))
-    task = asyncio.create_task(pump.run(stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)

@@ -1,4 +1,4 @@
-"""Poison isolation's search (pump.batch_isolation.isolate) with a fake `run`: which parts
+"""Poison isolation's search (pump.batches.isolation.isolate) with a fake `run`: which parts
 it tries, what it holds, what it fails, and which errors it does not isolate at all."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from domain.errors import ConcurrencyError
-from pump.batch_isolation import is_transient, is_unavailable, isolate
+from pump.batches.isolation import is_transient, is_unavailable, isolate
 
 Part = Sequence[tuple[str, Sequence[str]]]
 

@@ -10,7 +10,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, Field
 
-from domain.app import registry
 from domain.bounds import (
     INT64_MAX,
     INT64_MIN,
@@ -22,7 +21,8 @@ from domain.bounds import (
 )
 from domain.contracts import Command, Metadata
 from domain.errors import InvalidCommand
-from tools.json_schemas import payload_schema
+from domain.shop import registry
+from tools.codegen.json_schemas import payload_schema
 
 
 class Line(BaseModel):

@@ -1,4 +1,4 @@
-"""The README and the commands' own help cannot drift apart."""
+"""The CLI reference (docs/cli.md), the README and the commands' own help cannot drift apart."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from tools.cli import main
-from tools.cli_reference import BEGIN, END, ReferenceError, leaf_commands, render, replace_block
+from tools.cli.main import main
+from tools.cli.reference import PATH, document, leaf_commands, render
 from tools.settings import REPO_ROOT
 
 README = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
@@ -33,10 +33,16 @@ def resolve(words: list[str]) -> click.Command | None:
     return command
 
 
-def test_readme_cli_reference_matches_the_commands() -> None:
-    assert replace_block(README, render(main)) == README, (
-        "README.md's CLI reference is stale: run `./run docs cli --write`"
+def test_docs_cli_md_matches_the_commands() -> None:
+    assert PATH.read_text(encoding="utf-8") == document(main), (
+        "docs/cli.md is stale: run `./run docs cli --write`"
     )
+
+
+def test_docs_cli_check_passes_and_names_the_file() -> None:
+    result = CliRunner().invoke(main, ["docs", "cli", "--check"])
+    assert result.exit_code == 0, result.output
+    assert "docs/cli.md matches the commands" in result.output
 
 
 def test_every_command_named_in_the_readme_exists() -> None:
@@ -66,14 +72,8 @@ def test_the_reference_lists_every_command_once() -> None:
         assert f"| `{path}" in table
 
 
-def test_a_stale_reference_is_detected_and_rewritten() -> None:
-    stale = README.replace("| `intent status`", "| `intent statuses`", 1)
-    assert stale != README
-    assert replace_block(stale, render(main)) == README
-
-
-def test_a_readme_without_the_markers_is_a_clear_error() -> None:
-    with pytest.raises(ReferenceError, match="no CLI reference block"):
-        replace_block("# no markers here\n", render(main))
-    assert BEGIN in README
-    assert END in README
+def test_the_reference_is_the_introduction_then_the_table() -> None:
+    text = document(main)
+    assert text.startswith("# The `intent` command line\n")
+    assert text.endswith(render(main))
+    assert "intent docs cli --write" in text

@@ -14,9 +14,11 @@ from click.testing import CliRunner
 from pydantic import BaseModel, Field
 
 from domain.aggregate import Aggregate
-from domain.app import registry as app_registry
 from domain.registry import Registry
-from tools.command_types import (
+from domain.shop import registry as app_registry
+from tools.cli.generate import check_command_types, generate_command_types
+from tools.cli.generate import generate as generate_command
+from tools.codegen.command_types import (
     FILE_SUFFIX,
     MARKER,
     CommandTypeRow,
@@ -30,9 +32,7 @@ from tools.command_types import (
     rows_of,
     status,
 )
-from tools.command_types_cli import commands
-from tools.migrations import MIGRATION_NAME
-from tools.sql_split import split_sql
+from tools.local.migrations import MIGRATION_NAME, split_sql
 
 NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
 
@@ -223,7 +223,7 @@ def test_check_without_any_generated_migration_fails(tmp_path: Path) -> None:
     result = check(tmp_path, small_registry())
     assert not result.ok
     assert "no generated command-types migration" in result.message
-    assert "./run commands generate" in result.message
+    assert "run `intent generate`" in result.message
 
 
 def test_check_detects_a_changed_registry_and_says_what_changed(tmp_path: Path) -> None:
@@ -238,7 +238,7 @@ def test_check_detects_a_changed_registry_and_says_what_changed(tmp_path: Path) 
         "authenticated, 3 field limit(s))" in lines
     assert "  ~ test.reset: roles service_role -> authenticated, service_role" in lines
     assert not any("test.increment" in line for line in lines)
-    assert "./run commands generate" in lines[-1]
+    assert "run `intent generate`" in lines[-1]
 
 
 def test_check_detects_a_removed_command_type(tmp_path: Path) -> None:
@@ -276,31 +276,37 @@ def test_differences_reads_back_what_it_rendered(tmp_path: Path) -> None:
 # -- the command line --------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("args", [["--help"], ["generate", "--help"], ["check", "--help"]])
-def test_help(args: list[str]) -> None:
-    result = CliRunner().invoke(commands, args)
+def test_help() -> None:
+    result = CliRunner().invoke(generate_command, ["--help"])
     assert result.exit_code == 0, result.output
     assert "Usage:" in result.output
+    assert "command types" in result.output
 
 
-def test_cli_generate_then_check(tmp_path: Path) -> None:
-    runner = CliRunner()
-    stale = runner.invoke(commands, ["check", "--migrations-dir", str(tmp_path)])
-    assert stale.exit_code == 1
-    assert "./run commands generate" in stale.output
+def test_generate_then_check(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert check_command_types(tmp_path, app_registry) == 1
+    assert "run `intent generate`" in capsys.readouterr().err
 
-    wrote = runner.invoke(commands, ["generate", "--migrations-dir", str(tmp_path)])
-    assert wrote.exit_code == 0, wrote.output
-    assert wrote.output.startswith("wrote ")
+    assert generate_command_types(tmp_path, app_registry) == 0
+    assert capsys.readouterr().out.startswith("wrote ")
     assert len(generated_files(tmp_path)) == 1
 
-    again = runner.invoke(commands, ["generate", "--migrations-dir", str(tmp_path)])
-    assert again.exit_code == 0, again.output
-    assert "nothing written" in again.output
+    assert generate_command_types(tmp_path, app_registry) == 0
+    assert "nothing written" in capsys.readouterr().out
     assert len(generated_files(tmp_path)) == 1
 
-    current = runner.invoke(commands, ["check", "--migrations-dir", str(tmp_path)])
-    assert current.exit_code == 0, current.output
-    assert "command types are current" in current.output
+    assert check_command_types(tmp_path, app_registry) == 0
+    current = capsys.readouterr().out
+    assert "command types are current" in current
     count = len(app_registry.command_types())
-    assert f"({count} command types)" in current.output
+    assert f"({count} command types)" in current
+
+
+def test_check_names_the_stale_artefact_and_writes_nothing(tmp_path: Path) -> None:
+    catalogue = tmp_path / "command_schemas.json"
+    outcome = CliRunner().invoke(generate_command, ["--check", "--migrations-dir", str(tmp_path),
+                                            "--catalogue", str(catalogue)])
+    assert outcome.exit_code == 1, outcome.output
+    assert "stale: command types, catalogue, projections" in outcome.output
+    assert "run `intent generate`" in outcome.output
+    assert list(tmp_path.iterdir()) == []

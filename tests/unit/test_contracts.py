@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from domain.contracts import Command, Event, Metadata, StreamId, check_type_name
-from tests.unit.builders import NOW, OTHER_TENANT, TENANT, TRACEPARENT, item_stream, metadata
+from tests.support.builders import NOW, OTHER_TENANT, TENANT, TRACEPARENT, item_stream, metadata
 
 
 def test_a_w3c_traceparent_is_accepted() -> None:

@@ -9,7 +9,6 @@ import pytest
 from pydantic import BaseModel
 
 from domain.aggregate import Aggregate
-from domain.app import registry as app_registry
 from domain.contracts import Command, Event, Snapshot, StreamId
 from domain.decider import (
     Loaded,
@@ -23,7 +22,8 @@ from domain.decider import (
 from domain.errors import BadInput, DomainRejection, InvalidCommand, InvalidEvent, InvalidSnapshot
 from domain.inventory import Item, ItemState
 from domain.registry import Registry
-from tests.unit.builders import (
+from domain.shop import registry as app_registry
+from tests.support.builders import (
     NOW,
     OTHER_TENANT,
     TENANT,

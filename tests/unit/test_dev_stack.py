@@ -15,8 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tools.dev import record
-from tools.dev.database import (
+from tests.support.waiting import until_sync
+from tools.checks.status import read_dev_stack
+from tools.local.cluster import ClusterError, LocalCluster, postgres_alive
+from tools.local.dev import record
+from tools.local.dev.postgres import (
     Keeper,
     clear_stale_lock,
     left_by_dead_dev,
@@ -24,7 +27,7 @@ from tools.dev.database import (
     running_port,
     serving_pid,
 )
-from tools.dev.stack import (
+from tools.local.dev.stack import (
     DatabaseDown,
     DatabaseHealthy,
     DatabaseLost,
@@ -42,9 +45,7 @@ from tools.dev.stack import (
     port_in_use,
     port_problems,
 )
-from tools.dev.supervisor import Outcome, Supervisor, describe_exit, tail
-from tools.local_pg import ClusterError, LocalCluster, postgres_alive
-from tools.status import read_dev_stack
+from tools.local.dev.supervisor import Outcome, Supervisor, describe_exit, tail
 
 POLICY = RestartPolicy(first_delay=0.5, factor=2.0, max_delay=3.0, quick_run=10.0,
                        max_quick_failures=5)
@@ -498,25 +499,18 @@ def fake_cluster(tmp_path: Path) -> Iterator[FakeCluster]:
         cluster.stop()
 
 
-def _until(check: Callable[[], object], seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not check():
-        assert time.monotonic() < deadline, "not within the time"
-        time.sleep(0.05)
-
-
 def test_a_zombie_postmaster_is_not_alive_and_its_lock_file_is_cleared(
     fake_cluster: FakeCluster,
 ) -> None:
     fake_cluster.start()
     server = fake_cluster.servers[0]
-    _until(lambda: serving_pid(fake_cluster) == server.pid)
+    until_sync(lambda: serving_pid(fake_cluster) == server.pid)
     assert postgres_alive(server.pid)
     assert running_port(fake_cluster) == 5999
     assert clear_stale_lock(fake_cluster) is None  # a live server's: kept
     assert (fake_cluster.data_dir / "postmaster.pid").exists()
     os.kill(server.pid, signal.SIGKILL)
-    _until(lambda: Path(f"/proc/{server.pid}/stat").read_text().split(") ")[1][0] == "Z")
+    until_sync(lambda: Path(f"/proc/{server.pid}/stat").read_text().split(") ")[1][0] == "Z")
     # a zombie (never reaped: nobody waits for it yet) passes kill(pid, 0), not this
     assert not postgres_alive(server.pid)
     assert serving_pid(fake_cluster) is None
@@ -527,7 +521,7 @@ def test_a_zombie_postmaster_is_not_alive_and_its_lock_file_is_cleared(
 
 def test_the_keeper_restarts_a_server_it_started(fake_cluster: FakeCluster) -> None:
     fake_cluster.start()
-    _until(lambda: serving_pid(fake_cluster) is not None)
+    until_sync(lambda: serving_pid(fake_cluster) is not None)
     first = fake_cluster.servers[0].pid
     said: list[str] = []
     keeper = Keeper(fake_cluster, pid=first, restart=True, say=said.append,
@@ -537,7 +531,7 @@ def test_the_keeper_restarts_a_server_it_started(fake_cluster: FakeCluster) -> N
     fake_cluster.servers[0].wait()
     assert keeper() == DatabaseDown("restarting")
     assert keeper.state == "restarting"
-    _until(lambda: isinstance(keeper(), DatabaseHealthy))
+    until_sync(lambda: isinstance(keeper(), DatabaseHealthy))
     assert len(fake_cluster.servers) == 2
     assert keeper.pid == fake_cluster.servers[1].pid != first
     assert keeper.state == "up"
@@ -549,7 +543,7 @@ def test_the_keeper_gives_up_on_a_server_that_will_not_start(
     fake_cluster: FakeCluster,
 ) -> None:
     fake_cluster.start()
-    _until(lambda: serving_pid(fake_cluster) is not None)
+    until_sync(lambda: serving_pid(fake_cluster) is not None)
     said: list[str] = []
     keeper = Keeper(fake_cluster, pid=fake_cluster.servers[0].pid, restart=True,
                     say=said.append,
@@ -557,7 +551,7 @@ def test_the_keeper_gives_up_on_a_server_that_will_not_start(
                                          max_quick_failures=4))
     fake_cluster.stop()
     fake_cluster.refuse = True
-    _until(lambda: isinstance(keeper(), DatabaseLost))
+    until_sync(lambda: isinstance(keeper(), DatabaseLost))
     lost = keeper()
     assert isinstance(lost, DatabaseLost)
     # The server's own quick death counts, then each failed start: 1 + 3.
@@ -569,7 +563,7 @@ def test_the_keeper_gives_up_on_a_server_that_will_not_start(
 
 def test_the_keeper_waits_for_a_server_it_did_not_start(fake_cluster: FakeCluster) -> None:
     fake_cluster.start()
-    _until(lambda: serving_pid(fake_cluster) is not None)
+    until_sync(lambda: serving_pid(fake_cluster) is not None)
     first = fake_cluster.servers[0].pid
     said: list[str] = []
     keeper = Keeper(fake_cluster, pid=first, restart=False, say=said.append,
@@ -582,7 +576,7 @@ def test_the_keeper_waits_for_a_server_it_did_not_start(fake_cluster: FakeCluste
     assert fake_cluster.servers == []
     assert "whoever started it brings it back" in said[0]
     fake_cluster.start()  # as `intent db start` would
-    _until(lambda: isinstance(keeper(), DatabaseHealthy))
+    until_sync(lambda: isinstance(keeper(), DatabaseHealthy))
     assert keeper.pid == fake_cluster.servers[0].pid
     assert said[-1].startswith(f"postgres: back, pid {keeper.pid}")
 

@@ -5,11 +5,11 @@ from uuid import uuid4
 
 import pytest
 
-from domain.app import registry
 from domain.errors import DomainRejection, Forbidden, InvalidCommand
 from domain.inventory import Item, ItemState
 from domain.inventory.events import stock_received_v1_to_v2
-from tests.unit.builders import StockItem
+from domain.shop import registry
+from tests.support.builders import StockItem
 
 
 def rejection(item: StockItem, command_type: str, **payload: Any) -> DomainRejection:

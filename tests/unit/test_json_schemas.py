@@ -13,10 +13,12 @@ from click.testing import CliRunner
 from pydantic import BaseModel, ConfigDict, Field
 
 from domain.aggregate import Aggregate
-from domain.app import registry
 from domain.registry import Registry
+from domain.shop import registry
 from tools import settings
-from tools.json_schemas import (
+from tools.cli.generate import check_catalogue, generate_catalogue
+from tools.cli.generate import generate as generate_command
+from tools.codegen.json_schemas import (
     ANNOTATION_KEYWORDS,
     SCHEMAS_PATH,
     VALIDATION_KEYWORDS,
@@ -29,10 +31,9 @@ from tools.json_schemas import (
     payload_schema,
     render,
 )
-from tools.schemas_cli import schemas
 
 MIGRATIONS = settings.REPO_ROOT / "supabase" / "migrations"
-VALIDATOR_TS = settings.REPO_ROOT / "supabase" / "functions" / "_shared" / "json_schema.ts"
+VALIDATOR_TS = settings.REPO_ROOT / "supabase" / "functions" / "_shared" / "catalog.ts"
 
 _SUBMIT = """\
 create or replace function public.submit_command(command_type text, payload jsonb)
@@ -62,10 +63,11 @@ def test_the_committed_catalogue_matches_the_registry() -> None:
     assert result.ok, result.message
 
 
-def test_schemas_check_command_passes_on_the_repository() -> None:
-    outcome = CliRunner().invoke(schemas, ["check"])
+def test_generate_check_passes_on_the_repository() -> None:
+    """`./run test` runs it too: every generated file matches the code."""
+    outcome = CliRunner().invoke(generate_command, ["--check"])
     assert outcome.exit_code == 0, outcome.output
-    assert "is current" in outcome.output
+    assert "command_schemas.json is current" in outcome.output
 
 
 def test_the_payload_limit_is_the_one_the_sql_ingress_declares() -> None:
@@ -171,7 +173,7 @@ def test_check_names_each_difference(tmp_path: Path) -> None:
     assert any(line.startswith("  - old.command: removed") for line in lines)
     assert "  ~ inventory.receive_stock: roles changed" in lines
     assert "  ~ orders.place_order: schema changed" in lines
-    assert "./run schemas generate" in lines[-1]
+    assert "run `intent generate`" in lines[-1]
 
 
 def test_check_notices_a_missing_file_and_a_hand_edit(tmp_path: Path) -> None:
@@ -203,30 +205,23 @@ def test_generate_writes_only_when_something_changed(tmp_path: Path) -> None:
     assert changed.differences == ("  ~ max_payload_bytes: 65536 -> 512",)
 
 
-def test_the_cli_exits_1_when_stale_and_generate_fixes_it(tmp_path: Path) -> None:
+def test_the_check_exits_1_when_stale_and_generate_fixes_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "command_schemas.json"
     path.write_text("{}\n", encoding="utf-8")
-    runner = CliRunner()
-    for args in (["check"], ["generate", "--check"]):
-        outcome = runner.invoke(schemas, [*args, "--output", str(path)])
-        assert outcome.exit_code == 1, outcome.output
-        assert "stale" in outcome.output
+    assert check_catalogue(path, registry, MIGRATIONS) == 1
+    assert "stale" in capsys.readouterr().err
+    outcome = CliRunner().invoke(generate_command, ["--check", "--catalogue", str(path)])
+    assert outcome.exit_code == 1, outcome.output
+    assert "stale: catalogue;" in outcome.output
     assert path.read_text() == "{}\n", "--check writes nothing"
 
-    written = runner.invoke(schemas, ["generate", "--output", str(path)])
-    assert written.exit_code == 0, written.output
-    assert "wrote" in written.output
-    assert runner.invoke(schemas, ["check", "--output", str(path)]).exit_code == 0
-    assert "nothing written" in runner.invoke(schemas, ["generate", "--output",
-                                                          str(path)]).output
-
-
-def test_every_schemas_command_has_help() -> None:
-    runner = CliRunner()
-    for args in ([], ["generate"], ["check"]):
-        outcome = runner.invoke(schemas, [*args, "--help"])
-        assert outcome.exit_code == 0
-        assert "Usage" in outcome.output
+    assert generate_catalogue(path, registry, MIGRATIONS) == 0
+    assert "wrote" in capsys.readouterr().out
+    assert check_catalogue(path, registry, MIGRATIONS) == 0
+    assert generate_catalogue(path, registry, MIGRATIONS) == 0
+    assert "nothing written" in capsys.readouterr().out
 
 
 # -- self-contained schemas --------------------------------------------------------------------

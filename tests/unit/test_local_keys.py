@@ -3,8 +3,6 @@ accepts only HS256 tokens signed with the local secret, unexpired, naming a know
 
 from __future__ import annotations
 
-import base64
-import json
 import time
 from typing import Any
 from uuid import uuid4
@@ -13,15 +11,11 @@ import jwt
 import pytest
 from click.testing import CliRunner
 
-from tools import local_keys
+from tests.support.tenants import b64url
+from tools.cli.token import token
 from tools.gateway.auth import AuthError, authenticate
-from tools.local_keys import LOCAL_JWT_SECRET, InvalidTokenError, verify
-from tools.token_cli import token
-
-
-def _b64(data: dict[str, Any]) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+from tools.local import keys as local_keys
+from tools.local.keys import LOCAL_JWT_SECRET, InvalidTokenError, verify
 
 
 def _claims(**overrides: Any) -> dict[str, Any]:
@@ -56,7 +50,7 @@ def test_a_user_token_refuses_a_role_postgrest_would_not_switch_to() -> None:
 
 
 def test_alg_none_is_refused() -> None:
-    unsigned = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64(_claims())}."
+    unsigned = f"{b64url({'alg': 'none', 'typ': 'JWT'})}.{b64url(_claims())}."
     with pytest.raises(InvalidTokenError, match="algorithm"):
         verify(unsigned)
 
@@ -79,7 +73,7 @@ def test_a_token_whose_claims_were_edited_is_refused() -> None:
     header, _, signature = local_keys.user_token(uuid4(), uuid4()).split(".")
     edited = _claims(app_metadata={"tenant_id": str(uuid4())})
     with pytest.raises(InvalidTokenError, match="signature"):
-        verify(f"{header}.{_b64(edited)}.{signature}")
+        verify(f"{header}.{b64url(edited)}.{signature}")
 
 
 def test_an_expired_token_is_refused_and_marked_expired() -> None:

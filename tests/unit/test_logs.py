@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 
-from pump import telemetry
-from pump.logs import log_event, setup_logging
+from pump.observability import telemetry
+from pump.observability.logs import log_event, setup_logging
 
 log = logging.getLogger("intent.test")
 

@@ -21,18 +21,12 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from domain.contracts import Event, Metadata, StreamId
-from projections.apply import (
-    ADD,
-    SET,
-    Applier,
-    HandlerError,
-    InvalidOpError,
-    ProjectionError,
-    RowWrite,
-    WritePlan,
-)
+from domain.shop import registry
+from projections.apply import Applier
+from projections.errors import HandlerError, InvalidOpError, ProjectionError
 from projections.metadata import Column, Delete, Op, Projection, SqlFunction, Table, Upsert
-from projections.runner import fewer_collections
+from projections.writes import ADD, SET, RowWrite, WritePlan
+from pump.projections.pages import fewer_collections
 
 TENANT = UUID("00000000-0000-4000-8000-0000000000aa")
 OTHER = UUID("00000000-0000-4000-8000-0000000000bb")
@@ -104,7 +98,7 @@ def at(event: Event) -> tuple[int, int]:
 def plan_of(pages: Sequence[Sequence[Op]]) -> tuple[list[Event], WritePlan]:
     events = [event(i + 1, txid=1000 + i // 3) for i in range(len(pages))]
     script = Script({e.event_id: ops for e, ops in zip(events, pages, strict=True)})
-    return events, Applier(projection(script)).plan(events)
+    return events, Applier(projection(script), registry=registry).plan(events)
 
 
 def only_row(plan: WritePlan) -> RowWrite:
@@ -118,7 +112,7 @@ def only_row(plan: WritePlan) -> RowWrite:
 
 def failing(ops: Sequence[Op]) -> ProjectionError:
     events, _ = [event(1)], None
-    applier = Applier(projection(Script({events[0].event_id: ops})))
+    applier = Applier(projection(Script({events[0].event_id: ops})), registry=registry)
     with pytest.raises(ProjectionError) as caught:
         applier.plan(events)
     message = str(caught.value)
@@ -176,7 +170,7 @@ def test_a_handler_failure_names_the_event_and_the_cause() -> None:
 
     first = event(1)
     with pytest.raises(HandlerError, match="ZeroDivisionError: bad arithmetic") as caught:
-        Applier(projection(broken)).plan([first])
+        Applier(projection(broken), registry=registry).plan([first])
     record = caught.value.as_json()
     assert record["event_id"] == str(first.event_id)
     assert record["event_type"] == "inventory.stock_received"
@@ -189,12 +183,12 @@ def test_a_handler_returning_something_else_than_ops_is_refused() -> None:
         return ["not an op"]  # type: ignore[list-item]
 
     with pytest.raises(InvalidOpError, match="not Upsert or Delete"):
-        Applier(projection(sloppy)).plan([event(1)])
+        Applier(projection(sloppy), registry=registry).plan([event(1)])
 
 
 def test_an_event_never_stored_cannot_be_applied() -> None:
     with pytest.raises(ProjectionError, match="no feed position"):
-        Applier(projection(Script({}))).plan([event(1, stored=False)])
+        Applier(projection(Script({})), registry=registry).plan([event(1, stored=False)])
 
 
 def test_events_the_projection_does_not_read_never_reach_the_handler() -> None:
@@ -204,7 +198,7 @@ def test_events_the_projection_does_not_read_never_reach_the_handler() -> None:
         calls.append(event.event_type)
         return []
 
-    plan = Applier(projection(counting)).plan(
+    plan = Applier(projection(counting), registry=registry).plan(
         [event(1), event(2, event_type="inventory.item_registered"), event(3)]
     )
     assert calls == ["inventory.stock_received", "inventory.stock_received"]
@@ -218,7 +212,7 @@ def test_the_tenant_comes_from_the_event_and_values_are_normalised() -> None:
         Upsert(table="ledger", key={"account": "a"},
                set={"total": 1.25, "ratio": 2, "note": {"id": UUID(int=1)}, "at": when})
     ]})
-    row = only_row(Applier(projection(script)).plan(events))
+    row = only_row(Applier(projection(script), registry=registry).plan(events))
     assert row.key == (OTHER, "a")
     assert row.insert["total"] == Decimal("1.25")
     assert row.insert["ratio"] == 2.0
@@ -291,7 +285,9 @@ def test_tables_are_written_in_name_order() -> None:
 
 
 def test_merge_statement_guards_every_update_by_feed_position() -> None:
-    applier = Applier(projection(Script({})), physical={"ledger": "ledger__rebuild"})
+    applier = Applier(
+        projection(Script({})), physical={"ledger": "ledger__rebuild"}, registry=registry
+    )
     statement = applier._shapes["ledger"].merge.decode()
     assert 'merge into "public"."ledger__rebuild"' in statement
     assert '(t."event_txid", t."event_position") < (s.first_txid, s.first_pos)' in statement
@@ -431,7 +427,7 @@ def test_folded_writes_equal_event_by_event_application(
     events, plan = plan_of(pages)
     assert folded(initial, plan) == one_by_one(initial, pages, events)
     in_slices = Applier(projection(Script(dict(zip(
-        [e.event_id for e in events], pages, strict=True))))).fold()
+        [e.event_id for e in events], pages, strict=True)))), registry=registry).fold()
     for start in range(0, len(events), 5):
         in_slices.add(events[start:start + 5])
     assert in_slices.plan() == plan

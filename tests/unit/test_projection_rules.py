@@ -20,8 +20,9 @@ from projections.rules import (
     neg,
     payload,
 )
+from tests.support.tenants import TENANT_A
 
-TENANT = UUID("00000000-0000-4000-8000-00000000000a")
+TENANT = TENANT_A
 
 
 class Moved(BaseModel):
@@ -131,3 +132,22 @@ def test_rules_that_could_not_run_as_declared_are_refused(rule: On, complaint: s
 def test_empty_rules_are_refused() -> None:
     with pytest.raises(RulesError, match="at least one"):
         Rules()
+
+
+def test_a_projection_declared_with_rules_reads_what_its_rules_name_in_order() -> None:
+    rules = Rules(
+        On("things.moved", "things", key=KEY, add={"total": payload("amount")}),
+        On("things.lost", "things", key=KEY, delete=True),
+        On("things.moved", "things", key=KEY, set={"note": payload("note")}),
+    )
+    base = projection(On("things.moved", "things", key=KEY, add={"total": payload("amount")}))
+    derived = Projection.model_validate(
+        base.model_dump(exclude={"reads", "handler"}) | {"handler": rules}
+    )
+    assert derived.reads == ("things.moved", "things.lost")
+    # An explicit `reads` still wins, and a handler that is not Rules must say what it reads.
+    assert base.reads == ("things.moved",)
+    with pytest.raises(ValueError, match="reads"):
+        Projection.model_validate(
+            base.model_dump(exclude={"reads", "handler"}) | {"handler": lambda e, b: []}
+        )

@@ -4,74 +4,30 @@ treats each kind of metadata change."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from pydantic import BaseModel
 
-from domain.contracts import Event
-from projections import migration_state, sql
-from projections.app import catalog as app_catalog
-from projections.metadata import Column, Index, Op, Projection, SqlFunction, Table
-from projections.schema import canonical_sql
+from projections import access_sql, ddl, migration_state, sql
+from projections.metadata import Column, Index, Projection, SqlFunction, Table
+from projections.shapes import canonical_sql
+from projections.shop import catalog as app_catalog
+from tests.support.projections import GENERATED_AT, SHELF_COLUMNS, generated, shelves
 from tools import settings
-from tools.projection_schema_cli import run_check, run_generate
-from tools.sql_split import split_sql
+from tools.cli.generate import check_projections as run_check
+from tools.cli.generate import generate_projections as run_generate
+from tools.local.migrations import split_sql
 
-NOW = datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+NOW = GENERATED_AT
 LATER = datetime(2030, 1, 2, 3, 5, 0, tzinfo=UTC)
-
-
-def _no_ops(event: Event, payload: BaseModel) -> Sequence[Op]:
-    return []
-
-
-BASE_COLUMNS = (
-    Column(name="tenant_id", type="uuid", nullable=False),
-    Column(name="shelf_id", type="uuid", nullable=False),
-    Column(name="label", type="text"),
-    Column(name="count", type="bigint", nullable=False, default=0),
-)
-
-
-def shelves(
-    *,
-    columns: Sequence[Column] = BASE_COLUMNS,
-    indexes: Sequence[Index] = (),
-    primary_key: tuple[str, ...] = ("tenant_id", "shelf_id"),
-    **overrides: Any,
-) -> Projection:
-    fields: dict[str, Any] = {
-        "name": "shelves",
-        "version": 1,
-        "reads": ("inventory.stock_received",),
-        "tables": (
-            Table(name="shelves", columns=tuple(columns), primary_key=primary_key,
-                  indexes=tuple(indexes)),
-        ),
-        "readers": ("authenticated",),
-        "realtime": False,
-        "handler": _no_ops,
-    }
-    return Projection(**(fields | overrides))
-
-
-def generated(folder: Path, projection: Projection, when: datetime = NOW,
-              *, allow_destructive: bool = False) -> str:
-    result = migration_state.generate(folder, [projection], allow_destructive=allow_destructive,
-                                      now=when)
-    assert result.written is not None
-    return result.written.read_text(encoding="utf-8")
 
 
 # -- table DDL -----------------------------------------------------------------------------
 
 
 def test_table_ddl_declares_columns_then_guard_columns_then_the_primary_key() -> None:
-    create = sql.table_ddl(shelves(), shelves().tables[0])[0]
+    create = ddl.table_ddl(shelves(), shelves().tables[0])[0]
     parts = ("tenant_id UUID NOT NULL", "shelf_id", "label TEXT",
              "count BIGINT DEFAULT 0 NOT NULL", "event_txid BIGINT NOT NULL",
              "event_position BIGINT NOT NULL", "PRIMARY KEY (tenant_id, shelf_id)")
@@ -82,7 +38,7 @@ def test_table_ddl_declares_columns_then_guard_columns_then_the_primary_key() ->
 
 def test_table_ddl_forces_rls_and_grants_select_only_to_readers() -> None:
     projection = shelves(readers=("authenticated", "service_role"))
-    statements = sql.table_ddl(projection, projection.tables[0])
+    statements = ddl.table_ddl(projection, projection.tables[0])
     assert "ALTER TABLE public.shelves ENABLE ROW LEVEL SECURITY" in statements
     assert "ALTER TABLE public.shelves FORCE ROW LEVEL SECURITY" in statements
     policies = [s for s in statements if s.startswith("CREATE POLICY")]
@@ -105,21 +61,21 @@ def test_table_ddl_forces_rls_and_grants_select_only_to_readers() -> None:
 def test_realtime_tables_join_the_publication_and_twins_may_stay_out() -> None:
     projection = shelves(realtime=True)
     table = projection.tables[0]
-    assert sql.table_ddl(projection, table)[-1] == (
+    assert ddl.table_ddl(projection, table)[-1] == (
         "ALTER PUBLICATION supabase_realtime ADD TABLE public.shelves")
-    twin = sql.table_ddl(projection, table, physical_name="shelves__rebuild", realtime=False)
+    twin = ddl.table_ddl(projection, table, physical_name="shelves__rebuild", realtime=False)
     assert not any("PUBLICATION" in s for s in twin)
 
 
 def test_a_twin_has_the_same_shape_under_its_own_names() -> None:
     projection = shelves(indexes=(Index(columns=("tenant_id", "label")),))
     table = projection.tables[0]
-    live = sql.table_ddl(projection, table)
-    twin = sql.table_ddl(projection, table, physical_name="shelves__rebuild")
+    live = ddl.table_ddl(projection, table)
+    twin = ddl.table_ddl(projection, table, physical_name="shelves__rebuild")
     assert [s.replace("shelves__rebuild", "shelves") for s in twin] == live
     assert "CREATE INDEX shelves__rebuild_tenant_id_label_idx ON public.shelves__rebuild" \
         "(tenant_id, label)" in twin
-    renamed = sql.rename_table(projection, table, from_name="shelves__rebuild", to_name="shelves")
+    renamed = ddl.rename_table(projection, table, from_name="shelves__rebuild", to_name="shelves")
     assert renamed == [
         "ALTER TABLE public.shelves__rebuild RENAME TO shelves",
         "ALTER TABLE public.shelves RENAME CONSTRAINT shelves__rebuild_pkey TO shelves_pkey",
@@ -130,14 +86,14 @@ def test_a_twin_has_the_same_shape_under_its_own_names() -> None:
 
 def test_defaults_render_as_literals_or_the_function_call() -> None:
     columns = (
-        *BASE_COLUMNS,
+        *SHELF_COLUMNS,
         Column(name="note", type="text", default="it's; drop table x"),
         Column(name="seen", type="boolean", nullable=False, default=True),
         Column(name="ratio", type="double precision", default=0.5),
         Column(name="at", type="timestamptz", default=SqlFunction.NOW),
         Column(name="ref", type="uuid", default=SqlFunction.GEN_RANDOM_UUID),
     )
-    create = sql.table_ddl(shelves(columns=columns), shelves(columns=columns).tables[0])[0]
+    create = ddl.table_ddl(shelves(columns=columns), shelves(columns=columns).tables[0])[0]
     assert "note TEXT DEFAULT 'it''s; drop table x'" in create
     assert "seen BOOLEAN DEFAULT TRUE NOT NULL" in create
     assert "ratio DOUBLE PRECISION DEFAULT 0.5" in create
@@ -148,8 +104,8 @@ def test_defaults_render_as_literals_or_the_function_call() -> None:
 
 
 def test_reserved_words_are_quoted_and_other_names_are_not() -> None:
-    columns = (*BASE_COLUMNS, Column(name="order", type="integer"))
-    create = sql.table_ddl(shelves(columns=columns), shelves(columns=columns).tables[0])[0]
+    columns = (*SHELF_COLUMNS, Column(name="order", type="integer"))
+    create = ddl.table_ddl(shelves(columns=columns), shelves(columns=columns).tables[0])[0]
     assert '"order" INT' in create
     assert '"' not in create.replace('"order"', "")
 
@@ -162,7 +118,7 @@ def test_the_renderer_refuses_names_that_are_not_plain_identifiers(name: str) ->
     with pytest.raises(sql.UnsafeIdentifierError):
         sql.identifier(name)
     with pytest.raises(sql.UnsafeIdentifierError):
-        sql.table_ddl(shelves(), shelves().tables[0], physical_name=name)
+        ddl.table_ddl(shelves(), shelves().tables[0], physical_name=name)
 
 
 def test_the_renderer_refuses_a_bad_name_that_slipped_past_the_metadata() -> None:
@@ -174,15 +130,15 @@ def test_the_renderer_refuses_a_bad_name_that_slipped_past_the_metadata() -> Non
 
 
 def test_projection_ddl_is_deterministic_and_ignores_reader_order() -> None:
-    one = sql.projection_ddl(shelves(readers=("authenticated", "anon")))
-    two = sql.projection_ddl(shelves(readers=("anon", "authenticated")))
-    assert one == two == sql.projection_ddl(shelves(readers=("authenticated", "anon")))
+    one = ddl.projection_ddl(shelves(readers=("authenticated", "anon")))
+    two = ddl.projection_ddl(shelves(readers=("anon", "authenticated")))
+    assert one == two == ddl.projection_ddl(shelves(readers=("authenticated", "anon")))
     for projection in app_catalog:
-        assert sql.projection_ddl(projection) == sql.projection_ddl(projection)
+        assert ddl.projection_ddl(projection) == ddl.projection_ddl(projection)
 
 
 def test_a_projection_in_its_own_schema_creates_it_and_lets_readers_use_it() -> None:
-    statements = sql.projection_ddl(shelves(schema_name="reads", readers=("anon",)))
+    statements = ddl.projection_ddl(shelves(schema_name="reads", readers=("anon",)))
     assert statements[:2] == ["CREATE SCHEMA IF NOT EXISTS reads",
                               "GRANT USAGE ON SCHEMA reads TO anon, intent_worker"]
     assert statements[2].startswith("CREATE TABLE reads.shelves (")
@@ -194,7 +150,7 @@ def test_canonical_sql_reads_postgres_spellings_as_ours() -> None:
     assert canonical_sql("'-1'::integer") == canonical_sql("-1")
     assert canonical_sql(
         "(tenant_id = ( SELECT intent.current_tenant_id() AS current_tenant_id))"
-    ) == canonical_sql(sql.tenant_filter_sql())
+    ) == canonical_sql(access_sql.tenant_filter_sql())
     assert canonical_sql("true") != canonical_sql("false")
 
 
@@ -220,7 +176,7 @@ def test_nothing_is_written_when_only_handler_reads_mode_or_version_change(
 
 def test_an_added_column_and_index_become_alter_and_create_index(tmp_path: Path) -> None:
     generated(tmp_path, shelves())
-    v2 = shelves(columns=(*BASE_COLUMNS, Column(name="aisle", type="text")),
+    v2 = shelves(columns=(*SHELF_COLUMNS, Column(name="aisle", type="text")),
                  indexes=(Index(columns=("tenant_id", "aisle")),))
     text = generated(tmp_path, v2, LATER)
     statements = [s.text for s in split_sql(text)]
@@ -260,13 +216,13 @@ def test_reader_and_realtime_changes_become_policies_grants_and_publication(
 @pytest.mark.parametrize(
     ("v2", "named"),
     [
-        (shelves(columns=BASE_COLUMNS[:3]), "column count"),
-        (shelves(columns=(*BASE_COLUMNS[:2], Column(name="label", type="integer"),
-                          BASE_COLUMNS[3])), "column label is text"),
-        (shelves(columns=(*BASE_COLUMNS[:2], Column(name="label", type="text", nullable=False),
-                          BASE_COLUMNS[3])), "column label is nullable"),
+        (shelves(columns=SHELF_COLUMNS[:3]), "column count"),
+        (shelves(columns=(*SHELF_COLUMNS[:2], Column(name="label", type="integer"),
+                          SHELF_COLUMNS[3])), "column label is text"),
+        (shelves(columns=(*SHELF_COLUMNS[:2], Column(name="label", type="text", nullable=False),
+                          SHELF_COLUMNS[3])), "column label is nullable"),
         (shelves(primary_key=("tenant_id",)), "primary key"),
-        (shelves(name="racks", tables=(Table(name="racks", columns=BASE_COLUMNS,
+        (shelves(name="racks", tables=(Table(name="racks", columns=SHELF_COLUMNS,
                                              primary_key=("tenant_id", "shelf_id")),)),
          "public.shelves"),
     ],
@@ -291,7 +247,7 @@ def test_a_not_null_column_without_default_is_refused_even_when_destructive_is_a
     tmp_path: Path,
 ) -> None:
     generated(tmp_path, shelves())
-    v2 = shelves(columns=(*BASE_COLUMNS, Column(name="aisle", type="text", nullable=False)))
+    v2 = shelves(columns=(*SHELF_COLUMNS, Column(name="aisle", type="text", nullable=False)))
     with pytest.raises(migration_state.RefusedError) as refused:
         migration_state.generate(tmp_path, [v2], allow_destructive=True, now=LATER)
     message = str(refused.value)
@@ -299,7 +255,7 @@ def test_a_not_null_column_without_default_is_refused_even_when_destructive_is_a
     assert "default" in message
     assert "rebuild" in message
     # With a default it is an ordinary change.
-    v3 = shelves(columns=(*BASE_COLUMNS,
+    v3 = shelves(columns=(*SHELF_COLUMNS,
                           Column(name="aisle", type="text", nullable=False, default="a")))
     assert "ADD COLUMN IF NOT EXISTS aisle TEXT DEFAULT 'a' NOT NULL" in generated(
         tmp_path, v3, LATER)
@@ -307,10 +263,10 @@ def test_a_not_null_column_without_default_is_refused_even_when_destructive_is_a
 
 def test_a_new_table_in_a_later_migration_gets_its_full_ddl(tmp_path: Path) -> None:
     generated(tmp_path, shelves())
-    extra = Table(name="shelf_notes", columns=BASE_COLUMNS, primary_key=("tenant_id", "shelf_id"))
+    extra = Table(name="shelf_notes", columns=SHELF_COLUMNS, primary_key=("tenant_id", "shelf_id"))
     v2 = shelves(tables=(*shelves().tables, extra))
     statements = [s.text for s in split_sql(generated(tmp_path, v2, LATER))]
-    assert statements == sql.table_ddl(v2, extra)
+    assert statements == ddl.table_ddl(v2, extra)
 
 
 # -- check ---------------------------------------------------------------------------------
@@ -337,7 +293,7 @@ def test_check_names_a_column_added_to_the_metadata_without_a_migration(
     assert not result.ok
     assert "public.stock_levels: column bin (text) is missing" in result.message
     assert run_check(tmp_path, layouts) == 1
-    assert "intent projections generate" in capsys.readouterr().err
+    assert "intent generate" in capsys.readouterr().err
 
 
 def test_check_fails_without_any_generated_migration(tmp_path: Path) -> None:
@@ -358,7 +314,7 @@ def test_check_refuses_a_hand_edited_state_block(tmp_path: Path) -> None:
 
 
 def test_the_recorded_state_reads_back_as_the_same_layout(tmp_path: Path) -> None:
-    columns = (*BASE_COLUMNS, Column(name="at", type="timestamptz", default=SqlFunction.NOW),
+    columns = (*SHELF_COLUMNS, Column(name="at", type="timestamptz", default=SqlFunction.NOW),
                Column(name="ratio", type="numeric", default=1.5))
     projection = shelves(columns=columns, readers=("anon", "authenticated"), realtime=True)
     generated(tmp_path, projection)
@@ -367,7 +323,7 @@ def test_the_recorded_state_reads_back_as_the_same_layout(tmp_path: Path) -> Non
     assert stored.state is not None
     (layout,) = migration_state.layouts_of(stored.state)
     assert layout.tables == projection.tables
-    assert sql.projection_ddl(layout) == sql.projection_ddl(projection)
+    assert ddl.projection_ddl(layout) == ddl.projection_ddl(projection)
 
 
 def test_no_projections_and_no_migrations_is_up_to_date(tmp_path: Path) -> None:

@@ -10,12 +10,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.aggregate import Aggregate
-from domain.app import registry
 from domain.contracts import Event
 from domain.decider import rehydrate, snapshot_due, take_snapshot
 from domain.errors import DomainRejection
 from domain.inventory import Item, ItemState
-from tests.unit.builders import StockItem
+from domain.shop import registry
+from tests.support.builders import StockItem
 
 ORDERS = [UUID(int=n) for n in range(1, 5)]  # a few orders, so that they collide
 

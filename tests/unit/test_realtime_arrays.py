@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 
-from tools.gateway.realtime_arrays import ArrayLiteralError, element_type, parse_array
+from tools.gateway.realtime.arrays import ArrayLiteralError, element_type, parse_array
 
 
 @pytest.mark.parametrize(("text", "element", "expected"), [
@@ -22,12 +23,27 @@ from tools.gateway.realtime_arrays import ArrayLiteralError, element_type, parse
     ("[0:1]={7,8}", "int4", [7, 8]),
     ("{6f1c2a52-0000-4000-8000-000000000001}", "uuid",
      ["6f1c2a52-0000-4000-8000-000000000001"]),
+    # Numbers JSON can carry, not Decimal; an element Python's int() cannot take stays text.
+    ("{NaN,Infinity,-0,123456789012345678901234567890}", "numeric",
+     [float("nan"), float("inf"), 0, 123456789012345678901234567890]),
+    ("{" + "9" * 5000 + "}", "numeric", ["9" * 5000]),
+    # Everything else is the text PostgreSQL wrote, whatever psycopg could make of it.
+    ('{"2026-01-02 03:04:05.123456+00",infinity}', "timestamptz",
+     ["2026-01-02 03:04:05.123456+00", "infinity"]),
+    ('{"[1,5)",empty}', "int4range", ["[1,5)", "empty"]),
+    ('{happy,"so so"}', "mood", ["happy", "so so"]),  # an enum: not a type psycopg knows
+    # Braces inside quoted elements are text, also in more dimensions.
+    ('{{"a{","b}"},{c,NULL}}', "text", [["a{", "b}"], ["c", None]]),
+    # Each type's own delimiter: box elements are separated by `;`.
+    ("{(1,1),(0,0);(3,3),(2,2)}", "box", ["(1,1),(0,0)", "(3,3),(2,2)"]),
 ])
 def test_array_literals_become_typed_lists(text: str, element: str, expected: Any) -> None:
-    assert parse_array(text, element) == expected
+    # Through JSON, as a client gets them: 10 stays 10 (not 10.0), NaN compares equal.
+    assert json.dumps(parse_array(text, element)) == json.dumps(expected)
 
 
-@pytest.mark.parametrize("text", ["{1,2", "1,2}", "{1,2}x", '{"open}', "{{1,2}"])
+@pytest.mark.parametrize("text", ["{1,2", "1,2}", "{1,2}x", '{"open}', "{{1,2}", "{1,2}}",
+                                  '{{"}"}', "", "[0:1]"])
 def test_a_malformed_literal_is_refused(text: str) -> None:
     with pytest.raises(ArrayLiteralError):
         parse_array(text, "int4")

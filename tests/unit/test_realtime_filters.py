@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tools.gateway.realtime_filters import (
+from tools.gateway.realtime.filters import (
     BindingError,
     Filter,
     binding_matches,

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tools.gateway.realtime_frames import (
+from tools.gateway.realtime.frames import (
     V1,
     V2,
     FrameError,

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from tools.gateway.realtime import broadcast_frame
-from tools.gateway.realtime_frames import V1, V2, Message, decode_text, encode_broadcast
-from tools.gateway.realtime_hub import Channel, Hub
-from tools.gateway.realtime_wal import commit_time, parse_transaction
+from tools.gateway.realtime.frames import V1, V2, Message, decode_text, encode_broadcast
+from tools.gateway.realtime.hub import Channel, Hub
+from tools.gateway.realtime.payloads import broadcast_frame
+from tools.gateway.realtime.wal import commit_time, parse_transaction
 
 
 def channel(topic: str, *, private: bool = False, self_: bool = False, key: str = "k",

@@ -20,7 +20,7 @@ from domain.errors import (
     UnknownEventType,
 )
 from domain.registry import Registry
-from tests.unit.builders import OTHER_TENANT, TENANT, command, metadata
+from tests.support.builders import OTHER_TENANT, TENANT, command, metadata
 
 
 class TallyState(BaseModel):

@@ -7,10 +7,10 @@ from __future__ import annotations
 import pytest
 
 from tools.gateway.errors import PostgrestError, status_for_sqlstate
-from tools.gateway.postgrest import Representation, negotiate
-from tools.gateway.query import Filter, OrderTerm, ReadQuery, parse_read_query
-from tools.gateway.rest import build_read, content_range
-from tools.gateway.rpc import Function, call_sql, choose
+from tools.gateway.postgrest.http import Representation, negotiate
+from tools.gateway.postgrest.query import Filter, OrderTerm, ReadQuery, parse_read_query
+from tools.gateway.postgrest.rpc import Function, call_sql, choose
+from tools.gateway.postgrest.tables import build_read, content_range
 
 COLUMNS = {"item_id": "uuid", "sku": "text", "on_hand": "bigint", "name": "text",
            "odd name": "text"}

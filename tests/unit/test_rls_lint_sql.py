@@ -8,17 +8,18 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from projections.shop import catalog
 from tools import settings
-from tools.rls_cli import rls
-from tools.rls_lint import (
+from tools.checks.rls import (
     LintReport,
-    app_anon_readers,
     called_functions,
+    declared_anon_readers,
     lint,
     load_sql,
     reads_user_metadata,
     references_tenant,
 )
+from tools.cli.rls import rls
 
 SCHEMA = "app"
 
@@ -32,6 +33,10 @@ create policy items_read on app.items for select to authenticated
 revoke all on app.items from public, anon, authenticated;
 grant select on app.items to authenticated;
 """
+
+
+def app_anon_readers() -> set[tuple[str, str]]:
+    return declared_anon_readers(catalog)
 
 
 def run(sql: str, *, readers: set[tuple[str, str]] | None = None) -> LintReport:
@@ -288,9 +293,8 @@ def test_condition_helpers() -> None:
 
 
 def test_generated_projection_sql_for_anon_readers_passes_only_when_declared() -> None:
+    from projections.ddl import projection_ddl
     from projections.inventory import STOCK_LEVELS
-    from projections.sql import projection_ddl
-    from tools.rls_lint import declared_anon_readers
 
     public = STOCK_LEVELS.model_copy(update={"readers": ("anon", "authenticated")})
     model = load_sql([("generated", ";\n".join(projection_ddl(public)) + ";")])

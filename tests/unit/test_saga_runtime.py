@@ -9,10 +9,10 @@ from uuid import uuid4
 import pytest
 
 from domain.contracts import Event
-from pump.saga_contracts import DEFAULT_HISTORY_LIMIT, AppliedWindow
-from pump.saga_worker import saga_history_limit
-from pump.saga_workflow import AppliedEvents
-from tests.unit.builders import item_stream, metadata
+from pump.sagas.contracts import DEFAULT_HISTORY_LIMIT, AppliedWindow
+from pump.sagas.worker import saga_history_limit
+from pump.sagas.workflow import AppliedEvents
+from tests.support.builders import item_stream, metadata
 
 
 def stored(position: int | None, transaction_id: int | None = 7) -> Event:

@@ -10,7 +10,7 @@ import pytest
 from domain.contracts import StreamId
 from domain.decider import Loaded
 from domain.inventory.item import ItemState
-from pump.aggregates import StateCache
+from pump.store.aggregates import StateCache
 
 
 def loaded(stream: StreamId, version: int) -> Loaded[ItemState]:

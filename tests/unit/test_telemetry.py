@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import NoOpTracer
 
-from pump import telemetry
+from pump.observability import setup, telemetry
 
 REPO = Path(__file__).resolve().parents[2]
 PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -32,7 +33,7 @@ def _probe(env: dict[str, str]) -> dict[str, object]:
     code = (
         "import json, sys\n"
         "from opentelemetry import trace\n"
-        "from pump import telemetry\n"
+        "from pump.observability import telemetry\n"
         "shutdown = telemetry.configure_from_env('pump')\n"
         "print(json.dumps({'tracing': telemetry.tracing(), 'metering': telemetry.metering(),\n"
         "  'tracer': type(telemetry.tracer()).__name__,\n"
@@ -63,15 +64,32 @@ def test_the_console_exporter_turns_tracing_on_with_the_temporal_interceptor() -
     assert seen["interceptors"] == 1
 
 
+def test_the_sampler_follows_the_standard_variables() -> None:
+    """What keeps tracing cheap on a busy pipeline: the SDK's sampler, from OTEL_*."""
+    code = (
+        "from opentelemetry import trace\n"
+        "from pump.observability import telemetry\n"
+        "shutdown = telemetry.configure_from_env('pump')\n"
+        "print(trace.get_tracer_provider().sampler.get_description())\n"
+        "shutdown()\n"
+    )
+    env = _clean_env(OTEL_TRACES_EXPORTER="console",
+                     OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.1")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=60, check=True)
+    sampler = proc.stdout.strip().splitlines()[-1]
+    assert sampler.startswith("ParentBased{root:TraceIdRatioBased{0.1}")
+
+
 def test_exporter_choice_follows_the_standard_variables() -> None:
-    assert telemetry._exporters({}, "TRACES") == []
-    assert telemetry._exporters({"OTEL_TRACES_EXPORTER": "none"}, "TRACES") == []
-    assert telemetry._exporters({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
-                                "METRICS") == ["otlp"]
-    assert telemetry._exporters(
+    assert setup._exporters({}, "TRACES") == []
+    assert setup._exporters({"OTEL_TRACES_EXPORTER": "none"}, "TRACES") == []
+    assert setup._exporters({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"},
+                            "METRICS") == ["otlp"]
+    assert setup._exporters(
         {"OTEL_TRACES_EXPORTER": "otlp,console", "OTEL_SDK_DISABLED": "true"}, "TRACES") == []
     with pytest.raises(ValueError, match="zipkin"):
-        telemetry._exporters({"OTEL_TRACES_EXPORTER": "zipkin"}, "TRACES")
+        setup._exporters({"OTEL_TRACES_EXPORTER": "zipkin"}, "TRACES")
 
 
 def test_off_by_default_in_this_process_too() -> None:
@@ -79,6 +97,19 @@ def test_off_by_default_in_this_process_too() -> None:
     assert isinstance(telemetry.tracer(), NoOpTracer)
     assert telemetry.instruments() is None
     telemetry.set_gauge("intent.sagas", 3, state="running")  # a no-op, not an error
+
+
+def test_off_a_span_is_the_shared_no_op_and_reads_nothing() -> None:
+    def never() -> Iterator[str | None]:
+        raise AssertionError("read the traceparents with tracing off")
+        yield None
+
+    first = telemetry.span("a", {"k": "v"}, over=never())
+    assert first is telemetry.span("b", parent=PARENT)
+    with first as span:
+        assert not span.is_recording()
+        assert telemetry.current_traceparent() is None
+    assert telemetry.span_group() is None
 
 
 def test_traceparents_round_trip_and_invalid_ones_are_none() -> None:
@@ -106,7 +137,7 @@ def test_a_child_span_continues_the_given_trace(spans: InMemorySpanExporter) -> 
 def test_a_span_over_many_traces_takes_one_parent_and_links_the_rest(
     spans: InMemorySpanExporter,
 ) -> None:
-    with telemetry.span_over("page", [None, PARENT, OTHER, PARENT, OTHER]):
+    with telemetry.span("page", over=[None, PARENT, OTHER, PARENT, OTHER]):
         pass
     (finished,) = spans.get_finished_spans()
     assert finished.parent is not None
@@ -120,7 +151,7 @@ def test_inside_a_current_span_a_span_over_many_is_its_child(
     spans: InMemorySpanExporter,
 ) -> None:
     with telemetry.child_span("batch", None) as outer, \
-            telemetry.span_over("project", [PARENT, OTHER]):
+            telemetry.span("project", over=[PARENT, OTHER]):
         pass
     inner = next(s for s in spans.get_finished_spans() if s.name == "project")
     assert inner.parent is not None
@@ -128,12 +159,12 @@ def test_inside_a_current_span_a_span_over_many_is_its_child(
     assert len(inner.links) == 2
 
 
-def test_a_started_span_in_another_trace_links_the_current_one(
+def test_a_span_in_another_trace_links_the_current_one(
     spans: InMemorySpanExporter,
 ) -> None:
-    with telemetry.child_span("activity", None) as activity:
-        span = telemetry.start_span("command", PARENT)
-        span.end()
+    with telemetry.child_span("activity", None) as activity, \
+            telemetry.span("command", parent=PARENT):
+        pass
     command = next(s for s in spans.get_finished_spans() if s.name == "command")
     assert command.parent is not None
     assert f"{command.parent.span_id:016x}" == PARENT.split("-")[2]

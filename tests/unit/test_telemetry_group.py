@@ -1,6 +1,8 @@
-"""SpanGroup: a batch's command spans made in bulk on the SDK's tracer are the spans the
-tracer's ordinary path makes (same ids from the same id generator, same parents, links,
-attributes, status, events, sampling), and the traceparents it hands out are the same."""
+"""SpanGroup: a batch's command spans, made through the tracer's public API: their names,
+parents (the command's own trace context, else the batch's span), links (to the batch's
+span, from a command of another trace), attributes (at the start, then the outcome),
+status and exception events (the batch's error), the sampler's say, and the traceparents
+handed out for the events (also for a span that is not sampled)."""
 
 from __future__ import annotations
 
@@ -10,7 +12,6 @@ from typing import Any
 import pytest
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.sampling import (
@@ -22,18 +23,19 @@ from opentelemetry.sdk.trace.sampling import (
     SamplingResult,
     TraceIdRatioBased,
 )
-from opentelemetry.trace import Link, SpanKind, TraceState
+from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceState
 from opentelemetry.util.types import Attributes
 
-from pump import telemetry
+from pump.observability import telemetry
+from tests.support.telemetry import Watching
 
 OTHER_TRACE = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 UNSAMPLED = "00-5bf92f3577b34da6a3ce929d0e0e4736-10f067aa0ba902b7-00"
 
 
 class CountingIds(IdGenerator):
-    """Ids in order (1, 2, ...), so that two providers fed the same calls hand out the
-    same ids; says its trace ids are random, so the W3C random flag is exercised."""
+    """Ids in order (1, 2, ...); says its trace ids are random, so the W3C random flag is
+    exercised."""
 
     def __init__(self) -> None:
         self.next = 0
@@ -66,16 +68,12 @@ class Tagging(Sampler):
         return "Tagging"
 
 
-class OtherProcessor(SimpleSpanProcessor):
-    """A processor SpanGroup does not know: it takes the tracer's ordinary path."""
-
-
-def traced_with(sampler: Sampler, *, known: bool) -> tuple[TracerProvider, InMemorySpanExporter]:
+def traced_with(sampler: Sampler) -> tuple[TracerProvider, InMemorySpanExporter, Watching]:
     exporter = InMemorySpanExporter()
     provider = TracerProvider(sampler=sampler, id_generator=CountingIds())
-    processor = SimpleSpanProcessor(exporter) if known else OtherProcessor(exporter)
-    provider.add_span_processor(processor)
-    return provider, exporter
+    watching = Watching(exporter)
+    provider.add_span_processor(watching)
+    return provider, exporter, watching
 
 
 COMMANDS: list[tuple[str, str | None]] = [
@@ -87,9 +85,11 @@ COMMANDS: list[tuple[str, str | None]] = [
 
 
 def run_batch(
-    provider: TracerProvider, *, current: bool = True, error: BaseException | None = None
-) -> list[str | None]:
-    """One batch's spans as the batch processor makes them; the traceparents handed out."""
+    sampler: Sampler, *, current: bool = True, error: BaseException | None = None
+) -> tuple[list[str | None], dict[str, ReadableSpan], Watching]:
+    """One batch's spans as the batch processor makes them: the traceparents handed out,
+    the finished spans by name, the processor that watched them start."""
+    provider, exporter, watching = traced_with(sampler)
     telemetry.use_tracer_provider(provider)
     try:
         if current:
@@ -99,11 +99,12 @@ def run_batch(
             handed = _group(error)
     finally:
         telemetry.use_tracer_provider(None)
-    return handed
+    return handed, {s.name: s for s in exporter.get_finished_spans()}, watching
 
 
 def _group(error: BaseException | None) -> list[str | None]:
-    group: telemetry.SpanGroup[str] = telemetry.SpanGroup()
+    group = telemetry.span_group()
+    assert group is not None
     handed = [group.start(key, f"intent.command t.{key}", traceparent,
                           {"intent.command_id": key, "intent.tenant_id": "t"})
               for key, traceparent in COMMANDS]
@@ -113,33 +114,10 @@ def _group(error: BaseException | None) -> list[str | None]:
     return handed
 
 
-def comparable(span: ReadableSpan) -> dict[str, Any]:
-    """What an exporter sees of a span, less its timestamps."""
-    assert span.start_time is not None
-    assert span.end_time is not None
-    assert span.start_time <= span.end_time
-    return {
-        "name": span.name, "context": span.context, "parent": span.parent,
-        "kind": span.kind, "attributes": dict(span.attributes or {}),
-        "dropped_attributes": span.dropped_attributes,
-        "status": (span.status.status_code, span.status.description),
-        "events": [(e.name, dict(e.attributes or {})) for e in span.events],
-        "links": [(link.context, dict(link.attributes or {}), link.dropped_attributes)
-                  for link in span.links],
-        "resource": span.resource.attributes, "scope": span.instrumentation_scope,
-    }
-
-
-def both_paths(
-    sampler: Sampler, **kwargs: Any
-) -> tuple[list[str | None], list[dict[str, Any]], list[dict[str, Any]]]:
-    fast, fast_spans = traced_with(sampler, known=True)
-    slow, slow_spans = traced_with(sampler, known=False)
-    fast_handed = run_batch(fast, **kwargs)
-    slow_handed = run_batch(slow, **kwargs)
-    assert fast_handed == slow_handed
-    return (fast_handed, [comparable(s) for s in fast_spans.get_finished_spans()],
-            [comparable(s) for s in slow_spans.get_finished_spans()])
+def context(span: ReadableSpan) -> SpanContext:
+    found: SpanContext | None = span.context
+    assert found is not None
+    return found
 
 
 @pytest.fixture(autouse=True)
@@ -148,46 +126,49 @@ def tracing_off_after() -> Iterator[None]:
     telemetry.use_tracer_provider(None)
 
 
-def test_the_sdk_path_is_taken_only_for_processors_that_ignore_a_spans_start() -> None:
-    fast, _ = traced_with(ALWAYS_ON, known=True)
-    slow, _ = traced_with(ALWAYS_ON, known=False)
-    assert telemetry._sdk_path(fast.get_tracer(telemetry.INSTRUMENTATION)) is not None
-    assert telemetry._sdk_path(slow.get_tracer(telemetry.INSTRUMENTATION)) is None
-
-
-def test_bulk_spans_are_the_tracers_spans() -> None:
-    handed, fast, slow = both_paths(ParentBased(ALWAYS_ON))
-    assert fast == slow
-    by_name = {s["name"]: s for s in fast}
+def test_each_command_has_its_span_under_its_own_context_or_the_batchs() -> None:
+    handed, by_name, watching = run_batch(ParentBased(ALWAYS_ON))
     assert sorted(by_name) == ["batch", "intent.command t.a", "intent.command t.b",
                                "intent.command t.d"]
-    batch = by_name["batch"]["context"]
+    batch = context(by_name["batch"])
     a, b = by_name["intent.command t.a"], by_name["intent.command t.b"]
-    assert a["parent"] == batch
-    assert a["links"] == []
-    assert a["attributes"] == {"intent.command_id": "a", "intent.tenant_id": "t",
-                               "intent.status": "processed"}
-    assert f"{b['parent'].span_id:016x}" == OTHER_TRACE.split("-")[2]
-    assert [link[0] for link in b["links"]] == [batch]
-    assert b["attributes"]["intent.rejection"] == "nope"
-    assert "intent.status" not in by_name["intent.command t.d"]["attributes"]
+    assert a.parent == batch
+    assert list(a.links) == []
+    assert a.kind is SpanKind.INTERNAL
+    assert dict(a.attributes or {}) == {"intent.command_id": "a", "intent.tenant_id": "t",
+                                        "intent.status": "processed"}
+    assert a.status.status_code is StatusCode.UNSET
+    assert not a.events
+    assert b.parent is not None
+    assert f"{b.parent.span_id:016x}" == OTHER_TRACE.split("-")[2]
+    assert f"{context(b).trace_id:032x}" == OTHER_TRACE.split("-")[1]
+    assert [link.context for link in b.links] == [batch]
+    assert dict(b.attributes or {})["intent.rejection"] == "nope"
+    assert "intent.status" not in (by_name["intent.command t.d"].attributes or {})
+    # The spans of a batch end together, after they all started.
+    ends = {by_name[f"intent.command t.{k}"].end_time for k in "abd"}
+    assert len(ends) == 1
+    # Every processor saw every recorded span start (the unsampled one is not recorded).
+    assert watching.started == ["batch", "intent.command t.a", "intent.command t.b",
+                                "intent.command t.d"]
     # Each handed-out traceparent names its command's span; the unsampled one a new span
     # in its parent's trace, flagged not sampled.
-    assert handed[0] == telemetry.traceparent_of(a["context"])
-    assert handed[1] == telemetry.traceparent_of(b["context"])
+    assert handed[0] == telemetry.traceparent_of(context(a))
+    assert handed[1] == telemetry.traceparent_of(context(b))
     unsampled = telemetry.span_context(handed[2])
     assert unsampled is not None
     assert f"{unsampled.trace_id:032x}" == UNSAMPLED.split("-")[1]
     assert not unsampled.trace_flags.sampled
-    assert unsampled.span_id not in {s["context"].span_id for s in fast}
+    assert unsampled.span_id not in {context(s).span_id for s in by_name.values()}
+    assert f"{unsampled.span_id:016x}" != UNSAMPLED.split("-")[2]
 
 
 def test_without_a_current_span_each_command_without_context_is_a_root() -> None:
-    handed, fast, slow = both_paths(ParentBased(ALWAYS_ON), current=False)
-    assert fast == slow
-    roots = [s for s in fast if s["parent"] is None]
-    assert [s["name"] for s in roots] == ["intent.command t.a", "intent.command t.d"]
-    assert roots[0]["context"].trace_id != roots[1]["context"].trace_id
+    handed, by_name, _ = run_batch(ParentBased(ALWAYS_ON), current=False)
+    roots = [s for s in by_name.values() if s.parent is None]
+    assert sorted(s.name for s in roots) == ["intent.command t.a", "intent.command t.d"]
+    assert context(roots[0]).trace_id != context(roots[1]).trace_id
+    assert all(not s.links for s in by_name.values())
     assert handed[0] is not None
     assert handed[0].endswith("-03")  # sampled, random trace id
 
@@ -197,15 +178,16 @@ def test_an_error_is_recorded_on_every_span_alike() -> None:
         raise RuntimeError("database went away")
     except RuntimeError as exc:
         error = exc
-    _, fast, slow = both_paths(ParentBased(ALWAYS_ON), error=error)
-    assert fast == slow
-    commands = [s for s in fast if s["name"].startswith("intent.command")]
+    _, by_name, _ = run_batch(ParentBased(ALWAYS_ON), error=error)
+    commands = [s for name, s in by_name.items() if name.startswith("intent.command")]
     assert len(commands) == 3
     for span in commands:
-        assert span["status"][1] == "RuntimeError"
-        assert "intent.status" not in span["attributes"]
-        ((name, attributes),) = span["events"]
-        assert name == "exception"
+        assert span.status.status_code is StatusCode.ERROR
+        assert span.status.description == "RuntimeError"
+        assert "intent.status" not in (span.attributes or {})
+        (event,) = span.events
+        attributes: dict[str, Any] = dict(event.attributes or {})
+        assert event.name == "exception"
         assert attributes["exception.type"] == "RuntimeError"
         assert attributes["exception.message"] == "database went away"
         assert "database went away" in attributes["exception.stacktrace"]
@@ -214,13 +196,19 @@ def test_an_error_is_recorded_on_every_span_alike() -> None:
 @pytest.mark.parametrize("sampler", [
     ALWAYS_OFF, ParentBased(ALWAYS_OFF), ParentBased(TraceIdRatioBased(0.5)), Tagging(),
 ], ids=["always_off", "parent_based_off", "ratio", "tagging"])
-def test_the_providers_sampler_decides_alike(sampler: Sampler) -> None:
-    handed, fast, slow = both_paths(sampler)
-    assert fast == slow
+def test_the_providers_sampler_decides(sampler: Sampler) -> None:
+    handed, by_name, _ = run_batch(sampler)
     assert all(telemetry.span_context(tp) is not None for tp in handed)
     if isinstance(sampler, Tagging):
-        a = next(s for s in fast if s["name"] == "intent.command t.a")
-        assert a["attributes"]["sampler.saw"] == "intent.command t.a"
-        assert a["context"].trace_state == TraceState([("intent", "t")])
+        a = by_name["intent.command t.a"]
+        assert (a.attributes or {})["sampler.saw"] == "intent.command t.a"
+        assert context(a).trace_state == TraceState([("intent", "t")])
+        assert "intent.command t.c" in by_name  # it samples even under an unsampled parent
     if sampler is ALWAYS_OFF:
-        assert fast == []
+        assert by_name == {}
+        assert all(tp is not None and tp.endswith("-02") for tp in handed[:1])
+    if isinstance(sampler, ParentBased):
+        # A parent's decision holds: the sampled trace of b is recorded under the
+        # batch's unsampled one, c's unsampled one is not.
+        assert "intent.command t.c" not in by_name
+        assert "intent.command t.b" in by_name

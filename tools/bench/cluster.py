@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from tools.local_pg import LocalCluster, scratch_cluster
+from tools.local.cluster import LocalCluster, scratch_cluster
 
 
 @contextmanager

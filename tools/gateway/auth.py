@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tools import local_keys
+from tools.local import keys as local_keys
 
 ANON_ROLE = "anon"
 

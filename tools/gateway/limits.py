@@ -55,13 +55,6 @@ def text_problem(value: str) -> str | None:
     return None
 
 
-def check_text(value: str, what: str) -> None:
-    """Raise InputError naming `what` when `value` cannot reach the database as text."""
-    problem = text_problem(value)
-    if problem is not None:
-        raise InputError(f"{what} {problem}")
-
-
 async def read_body(request: web.Request) -> bytes:
     """The whole body, or InputError: over MAX_BODY_BYTES (413), or a body aiohttp cannot
     decode (a broken Content-Encoding, a truncated chunk: 400)."""

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tools.local_pg import free_port
+from tools.local.cluster import free_port
 from tools.settings import REPO_ROOT
 
 
@@ -67,14 +67,15 @@ def running_gateway(
     port: int | None = None,
     startup_seconds: float = 120,
 ) -> Iterator[RunningGateway]:
-    """`python -m tools.gateway ...` on 127.0.0.1 and a free port, until the block ends."""
+    """`intent gateway ...` (as `python -m tools.cli gateway`, the way `intent dev` starts it)
+    on 127.0.0.1 and a free port, until the block ends."""
     port = port or free_port()
     folder = Path(tempfile.mkdtemp(prefix="intent-gateway-"))
     stdout_path, stderr_path = folder / "stdout.log", folder / "stderr.log"
     empty = folder / "no-functions"
     empty.mkdir()
     command = [
-        sys.executable, "-m", "tools.gateway",
+        sys.executable, "-m", "tools.cli", "gateway",
         "--port", str(port),
         "--database-url", database_url,
         "--functions-dir", str(functions_dir or empty),

@@ -4,10 +4,9 @@
  * pure, so every refusal is unit-tested without a network.
  */
 import type { Catalog, CommandSpec } from "../_shared/catalog.ts";
-import { validate } from "../_shared/json_schema.ts";
-import { measureJsonb } from "../_shared/jsonb.ts";
 import { ApiError } from "./errors.ts";
 import { isUuid } from "./headers.ts";
+import { oversized, schemaProblems, unstorable } from "./payload.ts";
 
 /** The longest a caller may ask the function to wait for the outcome, in seconds. */
 export const MAX_WAIT_SECONDS = 10;
@@ -110,23 +109,26 @@ export function parseEnvelope(body: unknown, catalog: Catalog): Envelope {
     }
   }
 
-  // Size first: what PostgreSQL could not take at all is the more basic answer.
-  const measured = measureJsonb(merged);
-  if (measured.problems.length > 0) {
+  // Storable and within the size first: what PostgreSQL could not take at all is the more
+  // basic answer. The SQL ingress stays the authority on size (its PT413 is the same answer).
+  const text = JSON.stringify(merged);
+  const unfit = unstorable(merged, text);
+  if (unfit.length > 0) {
     throw new ApiError(400, "invalid_payload", `${type}: the payload cannot be stored as given.`, {
-      errors: measured.problems,
+      errors: unfit,
     });
   }
-  if (measured.bytes > catalog.maxPayloadBytes) {
+  const bytes = oversized(text, catalog.maxPayloadBytes);
+  if (bytes !== null) {
     throw new ApiError(
       413,
       "payload_too_large",
       `The payload is larger than ${catalog.maxPayloadBytes} bytes of JSON.`,
-      { bytes: measured.bytes, limit: catalog.maxPayloadBytes },
+      { bytes, limit: catalog.maxPayloadBytes },
     );
   }
 
-  const problems = validate(spec.schema, merged);
+  const problems = schemaProblems(spec.validator, spec.schema, merged);
   if (problems.length > 0) {
     const summary = problems.slice(0, 3).map((p) => `${p.path || "(payload)"}: ${p.message}`);
     throw new ApiError(

@@ -128,8 +128,9 @@ Deno.test("a payload over the ingress's size limit is refused with 413", () => {
     if (!(error instanceof ApiError)) throw error;
     strictEqual(error.status, 413);
     strictEqual(error.code, "payload_too_large");
-    // {"sku": "S", "name": "x...x", "item_id": "..."} as jsonb text: 10 + 210 + 49 + 2 * 2 + 2
-    deepStrictEqual(error.details, { bytes: 275, limit: 100 });
+    // {"item_id":"...","sku":"S","name":"x...x"} as compact JSON: 2 + 48 + 9 + 209 + 2 (the
+    // SQL ingress's jsonb text, with a space after each "," and ":", is 275).
+    deepStrictEqual(error.details, { bytes: 270, limit: 100 });
   }
 });
 
@@ -139,6 +140,17 @@ Deno.test("a payload PostgreSQL could not store is refused before the database",
     payload: { item_id: ITEM, sku: "S", name: "a\u0000b" },
   });
   strictEqual(r.code, "invalid_payload");
+  // A field name the schema library could not even point at, and numbers JSON.parse lost.
+  for (
+    const payload of [
+      JSON.parse(`{"item_id": "${ITEM}", "quantity": 1, "\\ud800": 1}`),
+      { item_id: ITEM, quantity: 2 ** 53 + 2 },
+      JSON.parse(`{"item_id": "${ITEM}", "quantity": 1e400}`),
+    ]
+  ) {
+    const { status, code } = refusal(receive(payload));
+    deepStrictEqual([status, code], [400, "invalid_payload"]);
+  }
 });
 
 Deno.test("malformed JSON is refused with its own code", () => {

@@ -3,10 +3,9 @@
 -- request settings PostgREST writes (request.jwt.claims, and the older request.jwt.claim.*).
 begin;
 select plan(37);
+\ir _setup.psql
 
-select set_config('test.user', gen_random_uuid()::text, true);
-select set_config('test.other_user', gen_random_uuid()::text, true);
-select set_config('test.tenant', gen_random_uuid()::text, true);
+select pg_temp.fresh_ids('user', 'other_user', 'tenant');
 
 -- No claims at all --------------------------------------------------------------------------
 select set_config('request.jwt.claims', '', true);
@@ -19,9 +18,9 @@ select is(auth.role(), null, 'no claims: auth.role() is null');
 select is(intent.current_tenant_id(), null, 'no claims: intent.current_tenant_id() is null');
 
 -- request.jwt.claims --------------------------------------------------------------------------
-select set_config('request.jwt.claims', json_build_object(
+select pg_temp.raw_claims(json_build_object(
   'sub', current_setting('test.user'), 'role', 'authenticated', 'email', 'a@example.com',
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant')))::text, true);
+  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant'))));
 
 select is(auth.jwt(), current_setting('request.jwt.claims')::jsonb,
   'auth.jwt() is the claims object');
@@ -33,8 +32,7 @@ select is(intent.current_tenant_id(), current_setting('test.tenant')::uuid,
   'intent.current_tenant_id() is app_metadata.tenant_id, as a uuid');
 
 -- Changing the setting mid-transaction is seen at once (the functions are not cached values).
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.other_user'), 'role', 'service_role')::text, true);
+select pg_temp.claims(current_setting('test.other_user'), null, 'service_role');
 select is(auth.uid(), current_setting('test.other_user')::uuid,
   'auth.uid() follows a change of request.jwt.claims');
 select is(auth.role(), 'service_role', 'auth.role() follows a change of request.jwt.claims');
@@ -42,8 +40,7 @@ select is(intent.current_tenant_id(), null,
   'intent.current_tenant_id() is null once the tenant claim is gone');
 
 -- The older per-claim settings win where PostgREST still writes them --------------------------
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user'), 'role', 'authenticated')::text, true);
+select pg_temp.claims(current_setting('test.user'), null);
 select set_config('request.jwt.claim.sub', current_setting('test.other_user'), true);
 select is(auth.uid(), current_setting('test.other_user')::uuid,
   'request.jwt.claim.sub wins over the sub of request.jwt.claims');
@@ -68,60 +65,54 @@ select is(intent.current_tenant_id(), current_setting('test.tenant')::uuid,
 select set_config('request.jwt.claim', '', true);
 
 -- intent.current_tenant_id(): a uuid, or null; never an error --------------------------------
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('tenant_id', upper(current_setting('test.tenant'))))::text,
-  true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('tenant_id', upper(current_setting('test.tenant')))));
 select is(intent.current_tenant_id(), current_setting('test.tenant')::uuid,
   'an upper-case tenant UUID is the same tenant');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('provider', 'email'))::text, true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('provider', 'email')));
 select is(intent.current_tenant_id(), null, 'app_metadata without tenant_id: null');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('tenant_id', 'tenant-a'))::text, true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('tenant_id', 'tenant-a')));
 select lives_ok($q$select intent.current_tenant_id()$q$,
   'a non-UUID tenant claim does not raise');
 select is(intent.current_tenant_id(), null, 'a non-UUID tenant claim: null');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant') || '0'))::text,
-  true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant') || '0')));
 select is(intent.current_tenant_id(), null, 'a UUID with trailing characters: null');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('tenant_id', ' ' || current_setting('test.tenant')))::text,
-  true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('tenant_id', ' ' || current_setting('test.tenant'))));
 select is(intent.current_tenant_id(), null, 'a UUID with leading characters: null');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant') || E'\n'))::text,
-  true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant') || E'\n')));
 select is(intent.current_tenant_id(), null, 'a UUID followed by a newline: null');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('tenant_id', 12345))::text, true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('tenant_id', 12345)));
 select is(intent.current_tenant_id(), null, 'a numeric tenant claim: null');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', json_build_object('tenant_id', null))::text, true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', json_build_object('tenant_id', null)));
 select is(intent.current_tenant_id(), null, 'a JSON null tenant claim: null');
 
-select set_config('request.jwt.claims', json_build_object(
-  'app_metadata', current_setting('test.tenant'))::text, true);
+select pg_temp.raw_claims(json_build_object(
+  'app_metadata', current_setting('test.tenant')));
 select is(intent.current_tenant_id(), null, 'app_metadata that is a string, not an object: null');
 
-select set_config('request.jwt.claims', json_build_object(
+select pg_temp.raw_claims(json_build_object(
   'tenant_id', current_setting('test.tenant'),
-  'user_metadata', json_build_object('tenant_id', current_setting('test.tenant')))::text, true);
+  'user_metadata', json_build_object('tenant_id', current_setting('test.tenant'))));
 select is(intent.current_tenant_id(), null,
   'a tenant_id outside app_metadata (top level, user_metadata) is ignored');
 
 -- The same answers as the roles that call them in policies ------------------------------------
 set local role authenticated;
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant')))::text, true);
+select pg_temp.claims(current_setting('test.user'), current_setting('test.tenant'));
 select is(intent.current_tenant_id(), current_setting('test.tenant')::uuid,
   'authenticated can call intent.current_tenant_id() and gets its tenant');
 select is(auth.uid(), current_setting('test.user')::uuid, 'authenticated can call auth.uid()');

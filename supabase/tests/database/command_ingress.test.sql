@@ -7,46 +7,13 @@
 -- other suites in the same cluster cannot change the counts below.
 begin;
 select plan(91);
+\ir _setup.psql
 
 -- Fixtures ------------------------------------------------------------------------------------
-select set_config('test.tenant_a', gen_random_uuid()::text, true);
-select set_config('test.tenant_b', gen_random_uuid()::text, true);
-select set_config('test.user_a', gen_random_uuid()::text, true);
-select set_config('test.user_a2', gen_random_uuid()::text, true);
-select set_config('test.user_b', gen_random_uuid()::text, true);
-select set_config('test.item_a', gen_random_uuid()::text, true);
-select set_config('test.item_a_events', gen_random_uuid()::text, true);
-select set_config('test.item_b', gen_random_uuid()::text, true);
-select set_config('test.command_1', gen_random_uuid()::text, true);
-select set_config('test.correlation', gen_random_uuid()::text, true);
+select pg_temp.fresh_ids('tenant_a', 'tenant_b', 'user_a', 'user_a2', 'user_b', 'item_a',
+  'item_a_events', 'item_b', 'command_1', 'correlation');
 select set_config('test.traceparent',
   '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', true);
-
--- The claims PostgREST would set for a verified JWT (a null tenant leaves app_metadata out).
-create function pg_temp.claims(sub text, tenant text, role text default 'authenticated')
-returns void language sql as $$
-  select set_config('request.jwt.claims',
-    (jsonb_strip_nulls(jsonb_build_object('sub', sub, 'role', role))
-     || case when tenant is null then '{}'::jsonb
-             else jsonb_build_object('app_metadata', jsonb_build_object('tenant_id', tenant))
-        end)::text,
-    true)
-$$;
-
--- Runs a statement and answers '<SQLSTATE> <hint>' when it raises, 'accepted' otherwise. The
--- statement runs in a subtransaction, so a refusal leaves the test's transaction usable.
-create function pg_temp.refusal(statement text) returns text language plpgsql as $$
-declare
-  state text;
-  hint text;
-begin
-  execute statement;
-  return 'accepted';
-exception when others then
-  get stacked diagnostics state = returned_sqlstate, hint = pg_exception_hint;
-  return state || ' ' || coalesce(nullif(hint, ''), '(no hint)');
-end
-$$;
 
 -- A register_item payload for an item id (text, so tests can also pass non-UUIDs).
 create function pg_temp.register(item text) returns jsonb language sql as $$

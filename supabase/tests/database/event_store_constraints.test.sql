@@ -3,11 +3,9 @@
 -- keep tenant isolation from regressing when tables are added to schema intent.
 begin;
 select plan(49);
+\ir _setup.psql
 
-select set_config('test.tenant_a', gen_random_uuid()::text, true);
-select set_config('test.tenant_b', gen_random_uuid()::text, true);
-select set_config('test.agg', gen_random_uuid()::text, true);
-select set_config('test.event_1', gen_random_uuid()::text, true);
+select pg_temp.fresh_ids('tenant_a', 'tenant_b', 'agg', 'event_1');
 
 -- One stream of tenant A, at version 1 ---------------------------------------------------------
 select lives_ok(
@@ -227,7 +225,7 @@ select throws_ok(
   '23514', 'new row for relation "snapshots" violates check constraint "snapshots_state_is_object"',
   'a snapshot state that is not a JSON object is refused');
 
-select set_config('test.command_1', gen_random_uuid()::text, true);
+select pg_temp.fresh_ids('command_1');
 select lives_ok(
   format($q$insert into intent.commands (command_id, tenant_id, role, command_type, payload)
           values (%L, %L, 'member', 'goal.create', '{}')$q$,

@@ -6,15 +6,10 @@
 -- so rows written by other suites into the same cluster cannot change the counts below.
 begin;
 select plan(67);
+\ir _setup.psql
 
 -- Fixtures --------------------------------------------------------------------------------
-select set_config('test.tenant_a', gen_random_uuid()::text, true);
-select set_config('test.tenant_b', gen_random_uuid()::text, true);
-select set_config('test.user_a', gen_random_uuid()::text, true);
-select set_config('test.user_b', gen_random_uuid()::text, true);
-select set_config('test.agg_a1', gen_random_uuid()::text, true);
-select set_config('test.agg_a2', gen_random_uuid()::text, true);
-select set_config('test.agg_b1', gen_random_uuid()::text, true);
+select pg_temp.fresh_ids('tenant_a', 'tenant_b', 'user_a', 'user_b', 'agg_a1', 'agg_a2', 'agg_b1');
 
 -- Tenant A: 3 events, 1 snapshot, 2 commands of user A and 1 of another user. Tenant B: 2
 -- events, 2 snapshots, 1 command.
@@ -73,9 +68,7 @@ select is(
 
 -- A user of tenant A ------------------------------------------------------------------------
 set local role authenticated;
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant_a')))::text, true);
+select pg_temp.claims(current_setting('test.user_a'), current_setting('test.tenant_a'));
 
 select is(current_user::text, 'authenticated', 'the request runs as authenticated');
 select is((select count(*)::int from intent.events), 3,
@@ -154,9 +147,7 @@ select throws_ok(
   '42501', null, 'tenant A user cannot TRUNCATE events');
 
 -- A user of tenant B sees B's rows and only those --------------------------------------------
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_b'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant_b')))::text, true);
+select pg_temp.claims(current_setting('test.user_b'), current_setting('test.tenant_b'));
 
 select is((select count(*)::int from intent.events), 2,
   'tenant B user sees exactly its 2 events');
@@ -169,63 +160,51 @@ select is((select count(*)::int from intent.events
   'tenant B user sees none of tenant A''s events');
 
 -- The tenant claim written in upper case is the same UUID, so the same tenant.
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', upper(current_setting('test.tenant_a'))))::text,
-  true);
+select pg_temp.claims(current_setting('test.user_a'), upper(current_setting('test.tenant_a')));
 select is((select count(*)::int from intent.events), 3,
   'an upper-case tenant UUID in the claim is still tenant A');
 
 -- Claims that name no usable tenant see nothing, and do not fail -------------------------------
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_a'), 'role', 'authenticated')::text, true);
+select pg_temp.claims(current_setting('test.user_a'), null);
 select is((select count(*)::int from intent.events), 0, 'no app_metadata: no events');
 select is((select count(*)::int from intent.snapshots), 0, 'no app_metadata: no snapshots');
 select is((select count(*)::int from intent.commands), 0, 'no app_metadata: no commands');
 
-select set_config('request.jwt.claims', json_build_object(
+select pg_temp.raw_claims(json_build_object(
   'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('provider', 'email'))::text, true);
+  'app_metadata', json_build_object('provider', 'email')));
 select is((select count(*)::int from intent.events), 0,
   'app_metadata without tenant_id: no events');
 
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', 'not-a-uuid'))::text, true);
+select pg_temp.claims(current_setting('test.user_a'), 'not-a-uuid');
 select is((select count(*)::int from intent.events), 0, 'non-UUID tenant claim: no events');
 select is((select count(*)::int from intent.snapshots), 0, 'non-UUID tenant claim: no snapshots');
 select is((select count(*)::int from intent.commands), 0, 'non-UUID tenant claim: no commands');
 
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', ''))::text, true);
+select pg_temp.claims(current_setting('test.user_a'), '');
 select is((select count(*)::int from intent.events), 0, 'empty tenant claim: no events');
 
 -- A UUID followed by junk must not be accepted as a prefix match.
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant_a') || 'x'))::text,
-  true);
+select pg_temp.claims(current_setting('test.user_a'), current_setting('test.tenant_a') || 'x');
 select is((select count(*)::int from intent.events), 0, 'tenant UUID with a suffix: no events');
 
-select set_config('request.jwt.claims', json_build_object(
+select pg_temp.raw_claims(json_build_object(
   'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', json_build_array(current_setting('test.tenant_a'))))::text,
-  true);
+  'app_metadata', json_build_object('tenant_id', json_build_array(current_setting('test.tenant_a')))));
 select is((select count(*)::int from intent.events), 0,
   'tenant claim that is an array, not a string: no events');
 
 -- The tenant is taken from app_metadata (set by the service) only: a tenant_id the user can
 -- write themselves (user_metadata), or one at the top level of the token, is ignored.
-select set_config('request.jwt.claims', json_build_object(
+select pg_temp.raw_claims(json_build_object(
   'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'user_metadata', json_build_object('tenant_id', current_setting('test.tenant_a')))::text, true);
+  'user_metadata', json_build_object('tenant_id', current_setting('test.tenant_a'))));
 select is((select count(*)::int from intent.events), 0,
   'tenant_id in user_metadata is ignored: no events');
 
-select set_config('request.jwt.claims', json_build_object(
+select pg_temp.raw_claims(json_build_object(
   'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'tenant_id', current_setting('test.tenant_a'))::text, true);
+  'tenant_id', current_setting('test.tenant_a')));
 select is((select count(*)::int from intent.events), 0,
   'tenant_id at the top level of the token is ignored: no events');
 
@@ -237,9 +216,7 @@ reset role;
 
 -- anon: no access to the schema's tables (it may only resolve the tenant claim) ---------------
 set local role anon;
-select set_config('request.jwt.claims', json_build_object(
-  'role', 'anon',
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant_a')))::text, true);
+select pg_temp.claims(null, current_setting('test.tenant_a'), 'anon');
 
 select throws_ok($q$select count(*) from intent.events$q$, '42501', null,
   'anon cannot read events (even with a tenant claim)');
@@ -298,9 +275,7 @@ reset role;
 
 -- The appended event is visible to tenant A, and only to tenant A.
 set local role authenticated;
-select set_config('request.jwt.claims', json_build_object(
-  'sub', current_setting('test.user_a'), 'role', 'authenticated',
-  'app_metadata', json_build_object('tenant_id', current_setting('test.tenant_a')))::text, true);
+select pg_temp.claims(current_setting('test.user_a'), current_setting('test.tenant_a'));
 select is((select count(*)::int from intent.events), 4,
   'tenant A user now sees the event service_role appended');
 reset role;

@@ -7,42 +7,13 @@
 -- suites in the same cluster cannot change the answers below.
 begin;
 select plan(59);
+\ir _setup.psql
 
 -- Fixtures ------------------------------------------------------------------------------------
-select set_config('test.tenant_a', gen_random_uuid()::text, true);
-select set_config('test.tenant_b', gen_random_uuid()::text, true);
-select set_config('test.user_a', gen_random_uuid()::text, true);
-select set_config('test.user_b', gen_random_uuid()::text, true);
 -- X: tenant A, 5 events and a snapshot at version 3. Tenant B has a stream under the same id.
-select set_config('test.agg_x', gen_random_uuid()::text, true);
 -- Z: tenant A, 3 events, no snapshot. Y: tenant B only. L: tenant A, 1,002 events.
-select set_config('test.agg_z', gen_random_uuid()::text, true);
-select set_config('test.agg_y', gen_random_uuid()::text, true);
-select set_config('test.agg_l', gen_random_uuid()::text, true);
-
-create function pg_temp.claims(sub text, tenant text, role text default 'authenticated')
-returns void language sql as $$
-  select set_config('request.jwt.claims',
-    (jsonb_strip_nulls(jsonb_build_object('sub', sub, 'role', role))
-     || case when tenant is null then '{}'::jsonb
-             else jsonb_build_object('app_metadata', jsonb_build_object('tenant_id', tenant))
-        end)::text,
-    true)
-$$;
-
--- '<SQLSTATE> <hint>' when the statement raises, 'accepted' otherwise (in a subtransaction).
-create function pg_temp.refusal(statement text) returns text language plpgsql as $$
-declare
-  state text;
-  hint text;
-begin
-  execute statement;
-  return 'accepted';
-exception when others then
-  get stacked diagnostics state = returned_sqlstate, hint = pg_exception_hint;
-  return state || ' ' || coalesce(nullif(hint, ''), '(no hint)');
-end
-$$;
+select pg_temp.fresh_ids('tenant_a', 'tenant_b', 'user_a', 'user_b',
+  'agg_x', 'agg_z', 'agg_y', 'agg_l');
 
 create function pg_temp.append(tenant text, agg text, first integer, last integer)
 returns void language sql as $$

@@ -9,23 +9,10 @@
 -- so messages of other suites in the same cluster cannot change the answers.
 begin;
 select plan(39);
+\ir _setup.psql
 
 -- Fixtures ------------------------------------------------------------------------------------
-select set_config('test.tenant_a', gen_random_uuid()::text, true);
-select set_config('test.tenant_b', gen_random_uuid()::text, true);
-select set_config('test.agg_1', gen_random_uuid()::text, true);
-select set_config('test.agg_2', gen_random_uuid()::text, true);
-select set_config('test.agg_b', gen_random_uuid()::text, true);
-
-create function pg_temp.claims(tenant text, role text default 'authenticated')
-returns void language sql as $$
-  select set_config('request.jwt.claims',
-    (jsonb_build_object('sub', gen_random_uuid(), 'role', role)
-     || case when tenant is null then '{}'::jsonb
-             else jsonb_build_object('app_metadata', jsonb_build_object('tenant_id', tenant))
-        end)::text,
-    true)
-$$;
+select pg_temp.fresh_ids('tenant_a', 'tenant_b', 'agg_1', 'agg_2', 'agg_b');
 
 create function pg_temp.tenant_topic(tenant text) returns text language sql as $$
   select 'intent:tenant:' || tenant
@@ -221,7 +208,7 @@ select policy_cmd_is('realtime', 'messages', 'intent_tenant_topics_read', 'selec
   'it is a SELECT policy (no client may broadcast on intent topics)');
 
 set local role authenticated;
-select pg_temp.claims(current_setting('test.tenant_a'));
+select pg_temp.claims(gen_random_uuid()::text, current_setting('test.tenant_a'));
 select is(pg_temp.visible(pg_temp.tenant_topic(current_setting('test.tenant_a'))), 5,
   'tenant A reads its tenant topic');
 select is(pg_temp.visible(pg_temp.aggregate_topic(current_setting('test.tenant_a'),
@@ -230,7 +217,7 @@ select is(pg_temp.visible(pg_temp.aggregate_topic(current_setting('test.tenant_a
 select is(pg_temp.visible(pg_temp.tenant_topic(current_setting('test.tenant_b'))), 0,
   'tenant A cannot read tenant B''s topic');
 
-select pg_temp.claims(current_setting('test.tenant_b'));
+select pg_temp.claims(gen_random_uuid()::text, current_setting('test.tenant_b'));
 select is(
   pg_temp.visible(pg_temp.tenant_topic(current_setting('test.tenant_a')))
   + pg_temp.visible(pg_temp.aggregate_topic(current_setting('test.tenant_a'),
@@ -245,13 +232,13 @@ select is(
     where m.topic like '%' || current_setting('test.tenant_a') || '%'),
   0, 'authorised for its own topic, tenant B still reads none of tenant A''s rows');
 
-select pg_temp.claims(null);
+select pg_temp.claims(gen_random_uuid()::text, null);
 select is(pg_temp.visible(pg_temp.tenant_topic(current_setting('test.tenant_a'))), 0,
   'a user without a tenant claim reads nothing');
 reset role;
 
 set local role anon;
-select pg_temp.claims(current_setting('test.tenant_a'), 'anon');
+select pg_temp.claims(gen_random_uuid()::text, current_setting('test.tenant_a'), 'anon');
 select is(pg_temp.visible(pg_temp.tenant_topic(current_setting('test.tenant_a'))), 0,
   'anon reads nothing, even with a tenant claim');
 reset role;

@@ -1,0 +1,1 @@
+"""The processes that run projections: the async runner, rebuilds, inline application."""

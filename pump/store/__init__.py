@@ -1,0 +1,2 @@
+"""PostgreSQL adapters: connections, the event store, the command store, snapshots,
+aggregates loaded and saved, the global feed."""

@@ -1,0 +1,1 @@
+"""Temporal: connection settings (temporalio.envconfig plus Intent's own) and the client."""

@@ -1,0 +1,17 @@
+-- The command types the SQL ingress accepts (intent.command_types), generated from the
+-- application's registry by `intent generate`. Do not edit: change the registry and
+-- generate again. Each generated migration replaces the whole list, so the newest one
+-- alone says what is allowed.
+-- intent:command-types sha256=eb729d08121d311ba5ddc120adc51b806194d9a3f82ed58214070d681278e936
+
+delete from intent.command_types where true;
+
+insert into intent.command_types (command_type, aggregate_type, aggregate_id_field, roles, payload_limits)
+values
+  ('inventory.receive_stock', 'inventory.item', 'item_id', array['authenticated', 'service_role']::text[], '[{"field":"(payload)","maxDepth":32,"path":"$","properties":["item_id","quantity"],"required":["item_id","quantity"],"type":"object"},{"field":"item_id","path":"$.\"item_id\"","type":"string"},{"exclusiveMinimum":0,"field":"quantity","maximum":9223372036854775807,"path":"$.\"quantity\"","type":"integer"}]'::jsonb),
+  ('inventory.register_item', 'inventory.item', 'item_id', array['authenticated', 'service_role']::text[], '[{"field":"(payload)","maxDepth":32,"path":"$","properties":["item_id","name","sku"],"required":["item_id","name","sku"],"type":"object"},{"field":"item_id","path":"$.\"item_id\"","type":"string"},{"field":"name","maxLength":200,"minLength":1,"path":"$.\"name\"","type":"string"},{"field":"sku","maxLength":64,"minLength":1,"path":"$.\"sku\"","type":"string"}]'::jsonb),
+  ('inventory.release_stock', 'inventory.item', 'item_id', array['authenticated', 'service_role']::text[], '[{"field":"(payload)","maxDepth":32,"path":"$","properties":["item_id","order_id"],"required":["item_id","order_id"],"type":"object"},{"field":"item_id","path":"$.\"item_id\"","type":"string"},{"field":"order_id","path":"$.\"order_id\"","type":"string"}]'::jsonb),
+  ('inventory.reserve_stock', 'inventory.item', 'item_id', array['authenticated', 'service_role']::text[], '[{"field":"(payload)","maxDepth":32,"path":"$","properties":["item_id","order_id","quantity"],"required":["item_id","order_id","quantity"],"type":"object"},{"field":"item_id","path":"$.\"item_id\"","type":"string"},{"field":"order_id","path":"$.\"order_id\"","type":"string"},{"exclusiveMinimum":0,"field":"quantity","maximum":9223372036854775807,"path":"$.\"quantity\"","type":"integer"}]'::jsonb),
+  ('orders.cancel_order', 'orders.order', 'order_id', array['authenticated', 'service_role']::text[], '[{"field":"(payload)","maxDepth":32,"path":"$","properties":["order_id","reason"],"required":["order_id","reason"],"type":"object"},{"field":"order_id","path":"$.\"order_id\"","type":"string"},{"field":"reason","maxLength":200,"minLength":1,"path":"$.\"reason\"","type":"string"}]'::jsonb),
+  ('orders.confirm_payment', 'orders.order', 'order_id', array['authenticated', 'service_role']::text[], '[{"field":"(payload)","maxDepth":32,"path":"$","properties":["order_id"],"required":["order_id"],"type":"object"},{"field":"order_id","path":"$.\"order_id\"","type":"string"}]'::jsonb),
+  ('orders.place_order', 'orders.order', 'order_id', array['authenticated', 'service_role']::text[], '[{"field":"(payload)","maxDepth":32,"path":"$","properties":["item_id","order_id","quantity"],"required":["item_id","order_id","quantity"],"type":"object"},{"field":"item_id","path":"$.\"item_id\"","type":"string"},{"field":"order_id","path":"$.\"order_id\"","type":"string"},{"exclusiveMinimum":0,"field":"quantity","maximum":10000,"path":"$.\"quantity\"","type":"integer"}]'::jsonb);

@@ -1,0 +1,37 @@
+"""Small readers and writers of the session's database, for arrange and assert steps."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from pump.store.connections import Conn
+
+
+async def fetch_all(pool: AsyncConnectionPool[Conn], query: str, *args: Any
+                    ) -> list[tuple[Any, ...]]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, args)
+        return await cur.fetchall()
+
+
+async def fetch_one(pool: AsyncConnectionPool[Conn], query: str, *args: Any) -> tuple[Any, ...]:
+    """The query's first row, which must exist."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(query, args)
+        found: tuple[Any, ...] | None = await cur.fetchone()
+        assert found is not None
+        return found
+
+
+async def execute(pool: AsyncConnectionPool[Conn], query: str, *args: Any) -> None:
+    async with pool.connection() as conn:
+        await conn.execute(query, args)
+
+
+def fetch_all_sync(database_url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    """`fetch_all` on a connection of its own, for tests without an event loop."""
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(query, args).fetchall()

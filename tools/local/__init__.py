@@ -1,0 +1,1 @@
+"""The local stack: the embedded PostgreSQL cluster, local keys, migrations, `intent dev`."""
