@@ -26,6 +26,7 @@ from domain.registry import Registry
 from domain.saga import Saga, SagaRegistry, saga_workflow_id
 from pump.observability import telemetry
 from pump.observability.logs import log_event
+from pump.projections.checkpoints import load_checkpoint, save_checkpoint
 from pump.sagas.contracts import SAGA_EVENT_SIGNAL, SAGA_WORKFLOW, SagaStart
 from pump.sagas.worker import saga_history_limit
 from pump.sagas.workflow import SagaWorkflow
@@ -160,23 +161,11 @@ class SagaRouter:
 
     async def _checkpoint(self) -> FeedPosition:
         async with self._pool.connection() as conn:
-            cur = await conn.execute(
-                "select transaction_id::text::bigint, position from intent.checkpoints"
-                " where consumer = %s",
-                (CONSUMER,),
-            )
-            row = await cur.fetchone()
-        return FeedPosition(row[0], row[1]) if row else FeedPosition()
+            return (await load_checkpoint(conn, CONSUMER)).position
 
     async def _save(self, position: FeedPosition) -> None:
         async with self._pool.connection() as conn:
-            await conn.execute(
-                "insert into intent.checkpoints (consumer, transaction_id, position)"
-                " values (%s, %s::text::xid8, %s) on conflict (consumer) do update"
-                " set transaction_id = excluded.transaction_id, position = excluded.position,"
-                " updated_at = now()",
-                (CONSUMER, str(position.transaction_id), position.position),
-            )
+            await save_checkpoint(conn, CONSUMER, position)
 
 
 def _trace_id(traceparent: str | None) -> str | None:
