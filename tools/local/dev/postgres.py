@@ -20,10 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg
-
-from tools import settings
 from tools.local.cluster import ClusterError, LocalCluster, postgres_alive, process_exists
+from tools.local.db import prepare
 from tools.local.dev.stack import (
     DatabaseDown,
     DatabaseHealthy,
@@ -33,7 +31,7 @@ from tools.local.dev.stack import (
     GiveUp,
     RestartPolicy,
 )
-from tools.local.migrations import Migration, MigrationReport, apply_bootstrap, migrate
+from tools.local.migrations import Migration, MigrationReport
 
 Say = Callable[[str], None]
 # A launched server that has not written a live pid to postmaster.pid by then has failed.
@@ -170,15 +168,7 @@ def bring_up(
         cluster.start()
     try:
         cluster.wait_ready()
-        if reset:
-            template = settings.local_url(
-                cluster.port, user=settings.LOCAL_SUPERUSER, dbname="template1"
-            )
-            with psycopg.connect(template, autocommit=True) as conn:
-                conn.execute("drop database if exists postgres with (force)")
-                conn.execute("create database postgres")
-        apply_bootstrap(cluster.admin_url)
-        report = migrate(cluster.url, settings.migrations_dir(), on_apply=on_apply)
+        report = prepare(cluster, cluster.url, wipe=reset, on_apply=on_apply)
     except BaseException:
         if started_here:
             cluster.stop()
