@@ -19,6 +19,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     field_validator,
     model_validator,
 )
@@ -140,11 +141,59 @@ class Event(_Frozen):
     transaction_id: int | None = None
     recorded_at: AwareDatetime | None = None
 
+    # The typed payload `decide` made this event from, beside the dict it was dumped to: the
+    # save path evolves the aggregate with it instead of validating the dict again. Not a
+    # field, so it is never stored, sent or compared.
+    _decided: tuple[JsonObject, BaseModel] | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _tenant_matches(self) -> Self:
         if self.metadata.tenant_id != self.stream.tenant_id:
             raise ValueError("event metadata names another tenant than its stream")
         return self
+
+    @classmethod
+    def decided(
+        cls,
+        *,
+        event_id: UUID,
+        event_type: str,
+        schema_version: int,
+        stream: StreamId,
+        version: int,
+        typed: BaseModel,
+        metadata: Metadata,
+    ) -> Event:
+        """A new event from what a decider returned, built without validating it again:
+        the type is registered, the payload passed its model, and the caller (`decide`)
+        took stream and metadata from one command, so their tenants agree."""
+        if metadata.tenant_id != stream.tenant_id or version < 1 or schema_version < 1:
+            raise ValueError("a decided event needs its command's tenant and versions >= 1")
+        payload = typed.model_dump(mode="json")
+        event = cls.model_construct(
+            event_id=event_id, event_type=event_type, schema_version=schema_version,
+            stream=stream, version=version, payload=payload, metadata=metadata,
+            position=None, transaction_id=None, recorded_at=None,
+        )
+        event._decided = (payload, typed)
+        return event
+
+    def decided_payload(self) -> BaseModel | None:
+        """The typed payload `decided` was given, while `payload` is still the dict made
+        from it (a copy with another payload does not inherit it)."""
+        # Read from pydantic's private dict directly: attribute access to a private name
+        # goes through BaseModel.__getattr__, which costs more than the check it guards.
+        private = self.__pydantic_private__
+        decided = private.get("_decided") if private else None
+        return decided[1] if decided is not None and decided[0] is self.payload else None
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when every field is: a decided event equals itself read back."""
+        if not isinstance(other, Event):
+            return NotImplemented
+        return self.__dict__ == other.__dict__
+
+    __hash__ = None  # type: ignore[assignment]  # the payload is a dict: never hashable
 
 
 class Snapshot(_Frozen):

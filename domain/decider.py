@@ -19,8 +19,14 @@ from pydantic import ValidationError
 
 from domain.aggregate import Aggregate, StateT
 from domain.contracts import Command, Event, Snapshot, StreamId
-from domain.errors import BadInput, InvalidCommand, InvalidEvent, InvalidSnapshot
-from domain.registry import ParsedCommand, Registry, validation_problems
+from domain.errors import (
+    BadInput,
+    InvalidCommand,
+    InvalidEvent,
+    InvalidSnapshot,
+    validation_problems,
+)
+from domain.registry import ParsedCommand, Registry
 
 
 @dataclass(frozen=True)
@@ -53,14 +59,20 @@ def rehydrate(
     Events the snapshot already covers are skipped, so the caller may pass the whole stream.
     An `InvalidSnapshot` means: call again without the snapshot.
     """
+    start = starting_point(aggregate, stream, snapshot)
+    return _fold(registry, aggregate, start, events, skip_covered=True)
+
+
+def starting_point(
+    aggregate: type[Aggregate[StateT]], stream: StreamId, snapshot: Snapshot | None
+) -> Loaded[StateT]:
+    """Where a fold of `stream` starts: the snapshot's state, or the initial state at 0."""
     _check_aggregate(aggregate, stream)
     if snapshot is None:
-        start = Loaded(stream=stream, state=aggregate.initial_state(), version=0)
-    else:
-        start = Loaded(
-            stream=stream, state=_restore(aggregate, stream, snapshot), version=snapshot.version
-        )
-    return _fold(registry, aggregate, start, events, skip_covered=True)
+        return Loaded(stream=stream, state=aggregate.initial_state(), version=0)
+    return Loaded(
+        stream=stream, state=_restore(aggregate, stream, snapshot), version=snapshot.version
+    )
 
 
 def decide(
@@ -94,13 +106,13 @@ def decide(
     for index, payload in enumerate(payloads):
         event_type = registry.event_name(payload)
         events.append(
-            Event(
+            Event.decided(
                 event_id=next_id(),
                 event_type=event_type.name,
                 schema_version=event_type.version,
                 stream=loaded.stream,
                 version=loaded.version + index + 1,
-                payload=payload.model_dump(mode="json"),
+                typed=payload,
                 metadata=metadata,
             )
         )
@@ -115,8 +127,8 @@ def evolve_all(
 ) -> Loaded[StateT]:
     """Apply events that continue `loaded`, e.g. the ones `decide` just returned.
 
-    Goes through the same load path as stored events, so a payload that would not read
-    back from the store fails here, before it is appended.
+    Events `decide` made are evolved with the typed payloads the aggregate returned, not
+    validated a second time; any other event goes through the same path as a stored one.
     """
     _check_aggregate(aggregate, loaded.stream)
     return _fold(registry, aggregate, loaded, events, skip_covered=False)
@@ -197,31 +209,34 @@ def _fold(
     state, version = start.state, start.version
     previous: int | None = None
     for event in events:
-        if event.stream != start.stream:
+        if event.stream is not start.stream and event.stream != start.stream:
             raise InvalidEvent(
                 f"event {event.event_id} belongs to {event.stream}, not {start.stream}",
                 event_id=str(event.event_id),
             )
         if previous is not None and event.version != previous + 1:
-            raise _out_of_sequence(start.stream, previous + 1, event)
+            raise out_of_sequence(start.stream, previous + 1, event.version, event.event_id)
         previous = event.version
         if skip_covered and event.version <= start.version:
             continue
         if event.version != version + 1:
-            raise _out_of_sequence(start.stream, version + 1, event)
+            raise out_of_sequence(start.stream, version + 1, event.version, event.event_id)
         state = aggregate.evolve(state, registry.load_event(event))
         version = event.version
     return Loaded(stream=start.stream, state=state, version=version)
 
 
-def _out_of_sequence(stream: StreamId, expected: int, event: Event) -> InvalidEvent:
-    problem = "duplicate" if event.version < expected else "gap"
+def out_of_sequence(
+    stream: StreamId, expected: int, actual: int, event_id: UUID | str
+) -> InvalidEvent:
+    """The error for a stream whose versions skip or repeat where `expected` was due."""
+    problem = "duplicate" if actual < expected else "gap"
     return InvalidEvent(
         f"{stream}: {problem} in the event sequence: expected version {expected}, "
-        f"got {event.version} (event {event.event_id})",
+        f"got {actual} (event {event_id})",
         problem=problem,
         stream=str(stream),
         expected=expected,
-        actual=event.version,
-        event_id=str(event.event_id),
+        actual=actual,
+        event_id=str(event_id),
     )

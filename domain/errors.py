@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
+
 
 class IntentError(Exception):
     """Base of every error Intent raises on purpose. `code` is stable; messages may change."""
@@ -88,3 +90,19 @@ class ConcurrencyError(IntentError):
         )
         self.expected = expected
         self.actual = actual
+
+
+def validation_problems(error: ValidationError) -> list[dict[str, str]]:
+    """Pydantic's errors as JSON-safe `{field, message, type}` rows, for messages and details."""
+    return [
+        {
+            "field": ".".join(str(part) for part in item["loc"]) or "(payload)",
+            "message": item["msg"],
+            "type": item["type"],
+        }
+        for item in error.errors(include_url=False)
+    ]
+
+
+def summarise(problems: list[dict[str, str]]) -> str:
+    return "; ".join(f"{row['field']}: {row['message']}" for row in problems)

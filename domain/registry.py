@@ -11,7 +11,6 @@ be strict (a strict UUID field would refuse the string it was stored as).
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -25,18 +24,19 @@ from domain.bounds import first_violation
 from domain.contracts import Command, Event, JsonObject, StreamId, check_type_name
 from domain.errors import (
     Forbidden,
-    IntentError,
     InvalidCommand,
     InvalidEvent,
     RegistryError,
     UnknownAggregateType,
     UnknownCommandType,
     UnknownEventType,
+    summarise,
+    validation_problems,
 )
+from domain.upcasting import Upcaster, run_upcasters
 
 P = TypeVar("P", bound=BaseModel)
 A = TypeVar("A", bound=type[Aggregate[Any]])
-Upcaster = Callable[[JsonObject], JsonObject]
 F = TypeVar("F", bound=Upcaster)
 
 
@@ -64,22 +64,6 @@ class ParsedCommand:
     command_type: CommandType
     payload: BaseModel
     stream: StreamId
-
-
-def validation_problems(error: ValidationError) -> list[dict[str, str]]:
-    """Pydantic's errors as JSON-safe `{field, message, type}` rows, for messages and details."""
-    return [
-        {
-            "field": ".".join(str(part) for part in item["loc"]) or "(payload)",
-            "message": item["msg"],
-            "type": item["type"],
-        }
-        for item in error.errors(include_url=False)
-    ]
-
-
-def _summary(problems: list[dict[str, str]]) -> str:
-    return "; ".join(f"{row['field']}: {row['message']}" for row in problems)
 
 
 def _type_name(kind: str, name: str) -> str:
@@ -306,7 +290,7 @@ class Registry:
         except ValidationError as error:
             problems = validation_problems(error)
             raise InvalidCommand(
-                f"{command_type.name}: invalid payload: {_summary(problems)}",
+                f"{command_type.name}: invalid payload: {summarise(problems)}",
                 command_type=command_type.name,
                 errors=problems,
             ) from None
@@ -346,41 +330,42 @@ class Registry:
             )
         if schema_version == known.version:
             return known.version, dict(payload)
-        current = copy.deepcopy(payload)
-        for version in range(schema_version, known.version):
-            upcaster = self._upcasters.get((event_type, version))
-            if upcaster is None:
-                raise RegistryError(f"event type {event_type} has no upcaster from v{version}")
-            try:
-                current = upcaster(current)
-            except IntentError:
-                raise
-            except Exception as error:  # an old payload the upcaster cannot read
-                raise InvalidEvent(
-                    f"{event_type}: upcasting from v{version} failed: {error!r}",
-                    event_type=event_type,
-                    schema_version=version,
-                ) from error
-            if not isinstance(current, dict):
-                raise RegistryError(
-                    f"upcaster {event_type} v{version} returned {type(current).__name__}, "
-                    f"not a dict"
-                )
-        return known.version, current
+        return known.version, run_upcasters(event_type, schema_version, known.version,
+                                             payload, self._upcasters)
 
     def load_event(self, event: Event) -> BaseModel:
-        """The typed payload of a stored event, whatever schema version it was written in."""
-        _, payload = self.upcast(event.event_type, event.schema_version, event.payload)
-        model = self._events[event.event_type].payload_model
+        """The typed payload of a stored event, whatever schema version it was written in
+        (for an event `decide` just made, the model it was made from)."""
+        decided = event.decided_payload()
+        if decided is not None:
+            known = self._events.get(event.event_type)
+            if (known is not None and known.version == event.schema_version
+                    and type(decided) is known.payload_model):
+                return decided
+        return self.load_payload(
+            event.event_type, event.schema_version, event.payload, event=str(event.event_id)
+        )
+
+    def load_payload(
+        self, event_type: str, schema_version: int, payload: JsonObject, *, event: str
+    ) -> BaseModel:
+        """A stored payload as its current model: upcast, then validated. `event` names the
+        event in an error (its id, or its version in a stream)."""
         try:
-            return model.model_validate(payload)
+            _, current = self.upcast(event_type, schema_version, payload)
+        except InvalidEvent as error:
+            raise InvalidEvent(
+                f"event {event}: {error.message}", **{**error.details, "event": event}
+            ) from error.__cause__
+        model = self._events[event_type].payload_model
+        try:
+            return model.model_validate(current)
         except ValidationError as error:
             problems = validation_problems(error)
             raise InvalidEvent(
-                f"{event.event_type} event {event.event_id} does not fit its model: "
-                f"{_summary(problems)}",
-                event_type=event.event_type,
-                event_id=str(event.event_id),
+                f"{event_type} event {event} does not fit its model: {summarise(problems)}",
+                event_type=event_type,
+                event=event,
                 errors=problems,
             ) from None
 

@@ -1,4 +1,5 @@
-"""Running the pump and the worker as processes: pools, Temporal client, signals, clean stop."""
+"""Running the long-running processes (pump, worker, saga router, broadcast relay): pools,
+Temporal client, signals, clean stop."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from projections.application import Application
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import DirectDispatcher, Dispatcher, Pump, PumpSettings
 from pump.batches.temporal import TemporalDispatcher, build_worker
+from pump.broadcast.relay import BroadcastRelay, relay_problem
 from pump.observability import telemetry
 from pump.observability.logs import log_event
 from pump.projections.inline import InlineProjections
@@ -153,3 +155,32 @@ async def _saga_router(app: Application, url: str, say: Log | None) -> None:
         _announce(say, "process.stop",
                   f"saga router stopped after {router.delivered} deliveries",
                   process="sagas", deliveries=router.delivered)
+
+
+class RelayUnusableError(Exception):
+    """The database cannot be relayed from (no relay function, or not allowed to run it)."""
+
+
+def run_relay(url: str, *, page: int, idle_seconds: float, log: Log | None = None) -> None:
+    asyncio.run(_relay(url, page, idle_seconds, log))
+
+
+async def _relay(url: str, page: int, idle_seconds: float, say: Log | None) -> None:
+    stop = _stop_on_signals()
+    async with AsyncExitStack() as stack:
+        _telemetry(stack, "relay")
+        pool = await open_pool(url, min_size=1, max_size=2, name="relay")
+        stack.push_async_callback(pool.close)
+        problem = await relay_problem(pool)
+        if problem is not None:
+            raise RelayUnusableError(problem)
+        relay = BroadcastRelay(pool, page=page, idle_seconds=idle_seconds)
+        _announce(say, "process.start",
+                  f"broadcast relay running (pages of up to {page} events; polls every "
+                  f"{idle_seconds * 1000:g} ms when idle)",
+                  process="relay", page=page, idle_seconds=idle_seconds,
+                  tracing=telemetry.tracing(), metrics=telemetry.metering())
+        await relay.run(stop)
+        _announce(say, "process.stop",
+                  f"broadcast relay stopped after relaying {relay.relayed} event(s)",
+                  process="relay", events=relay.relayed)

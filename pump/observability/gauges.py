@@ -68,6 +68,19 @@ async def read_lag(conn: AsyncConnection[Any], consumer: str) -> Lag:
     return Lag(events, events >= LAG_COUNT_CAP, seconds)
 
 
+async def read_broadcast_lag(conn: AsyncConnection[Any]) -> Lag:
+    """The broadcast relay's lag (supabase/migrations/*_broadcast_relay.sql): events after
+    its checkpoint that still need their Realtime messages, and the oldest one's wait."""
+    cur = await conn.execute(
+        "select waiting_events, extract(epoch from oldest_waiting)::float8, capped"
+        " from intent.broadcast_lag(%s::integer)", (LAG_COUNT_CAP,)
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return Lag(0, False, 0.0)
+    return Lag(int(row[0]), bool(row[2]), float(row[1]))
+
+
 async def read_held_back(conn: AsyncConnection[Any]) -> HeldBack | None:
     cur = await conn.execute(
         "select pid, backend_xid::text, extract(epoch from now() - xact_start)::float8,"
@@ -101,6 +114,14 @@ async def sample_lag(
             lag = await read_lag(conn, consumer)
             telemetry.set_gauge("intent.projection.lag.events", lag.events, consumer=consumer)
             telemetry.set_gauge("intent.projection.lag.seconds", lag.seconds, consumer=consumer)
+
+
+async def sample_broadcast_lag(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:
+    """How far Realtime's messages are behind the feed (the relay's checkpoint)."""
+    async with pool.connection() as conn:
+        lag = await read_broadcast_lag(conn)
+    telemetry.set_gauge("intent.broadcast.lag.events", lag.events)
+    telemetry.set_gauge("intent.broadcast.lag.seconds", lag.seconds)
 
 
 async def sample_held_back(pool: AsyncConnectionPool[AsyncConnection[Any]]) -> None:

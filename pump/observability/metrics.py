@@ -47,6 +47,11 @@ class Instruments:
              "Events committed after a feed consumer's checkpoint"),
             ("intent.projection.lag.seconds", "s",
              "Age of the oldest event a feed consumer has not applied"),
+            ("intent.broadcast.lag.events", "{event}",
+             "Events committed after the broadcast relay's checkpoint (no Realtime message "
+             "yet)"),
+            ("intent.broadcast.lag.seconds", "s",
+             "Age of the oldest event the broadcast relay has not sent to Realtime"),
             ("intent.feed.held_back.seconds", "s",
              "Age of the oldest open transaction that holds the feed back"),
             ("intent.sagas", "{workflow}", "Saga workflows by execution state"),

@@ -12,11 +12,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.aggregate import Aggregate, StateT
 from domain.contracts import Event, StreamId
-from domain.decider import Loaded, evolve_all, rehydrate, snapshot_due, take_snapshot
+from domain.decider import (
+    Loaded,
+    evolve_all,
+    rehydrate,
+    snapshot_due,
+    starting_point,
+    take_snapshot,
+)
 from domain.errors import BadInput, InvalidSnapshot
 from domain.registry import Registry
-from pump.store.connections import Conn
+from domain.replay import fold_page
+from pump.store.connections import Conn, connection
 from pump.store.events import AppendResult, PostgresEventStore
+from pump.store.replay import StreamRead, next_pages, read_start
 from pump.store.snapshots import PostgresSnapshotStore
 
 log = logging.getLogger(__name__)
@@ -76,7 +85,8 @@ class AggregateRepository:
         conn: Conn | None = None,
     ) -> Loaded[StateT]:
         """The aggregate now, as of a version, or as of a time: the newest usable snapshot
-        plus the events after it. A snapshot the code can no longer read is passed over."""
+        plus the events after it, read in one round trip (more only for tails longer than a
+        page). A snapshot the code can no longer read is passed over."""
         if version is not None and version < 0:
             raise BadInput(f"version {version} is negative")
         if as_of is not None:
@@ -85,19 +95,40 @@ class AggregateRepository:
             at_time = await self.events.version_at(stream, as_of, conn=conn)
             version = at_time if version is None else min(version, at_time)
         if version == 0:
-            return rehydrate(self.registry, aggregate, stream, None, [])
-        snapshot = None
-        if use_snapshots and aggregate.snapshot_every is not None:
-            snapshot = await self.snapshots.latest(stream, at_or_below=version, conn=conn)
-        after = snapshot.version if snapshot else 0
-        events = await self.events.load(stream, after_version=after, to_version=version, conn=conn)
-        if snapshot is not None:
+            return starting_point(aggregate, stream, None)
+        use = use_snapshots and aggregate.snapshot_every is not None
+        async with connection(self._pool, conn) as c:
+            read = await read_start(
+                c, stream, to_version=version, use_snapshot=use
+            )
             try:
-                return rehydrate(self.registry, aggregate, stream, snapshot, events)
+                return await self._fold(c, aggregate, stream, read, version)
             except InvalidSnapshot as exc:
-                log.warning("passing over snapshot %s@%s: %s", stream, snapshot.version, exc)
-                events = await self.events.load(stream, to_version=version, conn=conn)
-        return rehydrate(self.registry, aggregate, stream, None, events)
+                if read.snapshot is None:
+                    raise
+                log.warning("passing over snapshot %s@%s: %s", stream, read.snapshot.version, exc)
+                read = await read_start(
+                    c, stream, to_version=version, use_snapshot=False
+                )
+                return await self._fold(c, aggregate, stream, read, version)
+
+    async def _fold(
+        self,
+        conn: Conn,
+        aggregate: type[Aggregate[StateT]],
+        stream: StreamId,
+        read: StreamRead,
+        version: int | None,
+    ) -> Loaded[StateT]:
+        loaded = starting_point(aggregate, stream, read.snapshot)
+        if read.first_page is not None:
+            loaded = fold_page(self.registry, aggregate, loaded, read.first_page)
+        if read.full:
+            async for page in next_pages(
+                conn, stream, after=loaded.version, to_version=version
+            ):
+                loaded = fold_page(self.registry, aggregate, loaded, page)
+        return loaded
 
     async def load_many(
         self,
@@ -197,18 +228,13 @@ class AggregateRepository:
         conn: Conn | None = None,
     ) -> AppendResult:
         """Append events already evolved from `before` into `after` (so their payloads are
-        validated), with a snapshot of `after` when the append crosses a snapshot point."""
+        validated), with a snapshot of `after` when the append crosses a snapshot point: one
+        statement either way, in the caller's transaction when `conn` is given."""
         snapshot = (
             take_snapshot(aggregate, after)
             if snapshot_due(aggregate, before.version, after.version)
             else None
         )
-        if conn is not None or snapshot is None:  # the caller's transaction, or one statement
-            result = await self.events.append(before.stream, before.version, new_events, conn=conn)
-            if snapshot is not None:
-                await self.snapshots.save(snapshot, conn=conn)
-            return result
-        async with self._pool.connection() as c, c.transaction():
-            result = await self.events.append(before.stream, before.version, new_events, conn=c)
-            await self.snapshots.save(snapshot, conn=c)
-        return result
+        return await self.events.append(
+            before.stream, before.version, new_events, snapshot=snapshot, conn=conn
+        )

@@ -8,7 +8,6 @@ second, and that refusal becomes a `ConcurrencyError`, as does a check that fail
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,77 +18,16 @@ from psycopg import AsyncRawCursor
 from psycopg import errors as pg_errors
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from domain.contracts import Event, StreamId
+from domain.contracts import Event, Snapshot, StreamId
 from domain.errors import BadInput, ConcurrencyError, InvalidEvent
 from domain.registry import Registry
+from pump.store.appends import APPEND_STREAMS, InvalidAppend, append_statement, streams_json
 from pump.store.connections import Conn, connection
 
 _STREAM_VERSION_KEY = "events_stream_version_key"
 _EVENT_ID_KEY = "events_event_id_key"
-
-# Appends use PostgreSQL's own $n placeholders through a raw cursor: psycopg then sends the
-# statement as it is, without rewriting placeholders on every call (measurably less CPU on
-# the hottest path). Parameters: $1 tenant, $2 aggregate type, $3 aggregate id,
-# $4 expected version, then the event(s).
-#
-# The head check: the expected version must exist (or be 0). A head that is further on is
-# caught by the unique stream-version constraint instead, so one index probe decides both.
-_HEAD_IS_EXPECTED = """
-where $4 = 0 or exists (
-  select from intent.events
-  where tenant_id = $1 and aggregate_type = $2 and aggregate_id = $3 and version = $4)
-returning position, transaction_id::text::bigint
-"""
-# One event (the usual case: one command, one event) as plain parameters: measurably
-# cheaper than decoding a one-element JSON array.
-_APPEND_ONE = (
-    """
-insert into intent.events (event_id, tenant_id, aggregate_type, aggregate_id, version,
-                           event_type, schema_version, payload, metadata)
-select $5, $1, $2, $3, $4 + 1, $6, $7, $8::jsonb, $9::jsonb"""
-    + _HEAD_IS_EXPECTED
-)
-_APPEND_MANY = (
-    """
-insert into intent.events (event_id, tenant_id, aggregate_type, aggregate_id, version,
-                           event_type, schema_version, payload, metadata)
-select e.event_id, $1, $2, $3, $4 + e.n, e.event_type, e.schema_version, e.payload, e.metadata
-from rows from (jsonb_to_recordset($5::jsonb) as (
-       event_id uuid, event_type text, schema_version int, payload jsonb, metadata jsonb)
-     ) with ordinality as e(event_id, event_type, schema_version, payload, metadata, n)"""
-    + _HEAD_IS_EXPECTED
-)
-
-# Several streams in one statement: each stream's events follow its expected version, and
-# nothing at all is inserted unless every stream's head is where its caller expects it (a
-# head further on is refused by the unique stream-version constraint, as for one stream).
-# $1: [{tenant_id, aggregate_type, aggregate_id, expected, events: [...]}, ...].
-_APPEND_STREAMS = b"""
-with s as (
-  select s.tenant_id, s.aggregate_type, s.aggregate_id, s.expected, s.events, s.ord
-  from rows from (jsonb_to_recordset($1::jsonb) as (
-         tenant_id uuid, aggregate_type text, aggregate_id uuid, expected int, events jsonb)
-       ) with ordinality as s(tenant_id, aggregate_type, aggregate_id, expected, events, ord)
-), behind as (
-  select from s
-  where s.expected <> 0 and not exists (
-    select from intent.events h
-    where h.tenant_id = s.tenant_id and h.aggregate_type = s.aggregate_type
-      and h.aggregate_id = s.aggregate_id and h.version = s.expected)
-)
-insert into intent.events (event_id, tenant_id, aggregate_type, aggregate_id, version,
-                           event_type, schema_version, payload, metadata)
-select e.event_id, s.tenant_id, s.aggregate_type, s.aggregate_id, s.expected + e.n,
-       e.event_type, e.schema_version, e.payload, e.metadata
-from s cross join lateral rows from (jsonb_to_recordset(s.events) as (
-       event_id uuid, event_type text, schema_version int, payload jsonb, metadata jsonb)
-     ) with ordinality as e(event_id, event_type, schema_version, payload, metadata, n)
-where not exists (select from behind)
-order by s.ord, e.n
-returning position, transaction_id::text::bigint, tenant_id, aggregate_type, aggregate_id
-"""
 
 _HEAD = """
 select coalesce(max(version), 0) from intent.events
@@ -123,10 +61,6 @@ join intent.events e
      and e.version > w.after
 order by e.tenant_id, e.aggregate_type, e.aggregate_id, e.version
 """
-
-
-class InvalidAppend(BadInput):
-    code = "invalid_append"
 
 
 class DuplicateEvent(BadInput):
@@ -171,30 +105,24 @@ class PostgresEventStore:
         expected_version: int,
         events: Sequence[Event],
         *,
+        snapshot: Snapshot | None = None,
         conn: Conn | None = None,
     ) -> AppendResult:
-        """Append `events` as versions expected_version+1.. of `stream`, all or nothing."""
+        """Append `events` as versions expected_version+1.. of `stream`, all or nothing, and
+        `snapshot` (the state after them) in the same statement when given."""
         self._check(stream, expected_version, events)
         if not events:
+            if snapshot is not None:
+                raise InvalidAppend("a snapshot is written with the events it follows")
             return AppendResult(stream, expected_version + 1, expected_version, (), None)
-        head: tuple[object, ...] = (
-            stream.tenant_id, stream.aggregate_type, stream.aggregate_id, expected_version
-        )
-        try:
-            if len(events) == 1:
-                (event,) = events
-                sql, params = _APPEND_ONE, (
-                    *head,
-                    event.event_id,
-                    event.event_type,
-                    event.schema_version,
-                    json.dumps(event.payload, separators=(",", ":")),
-                    event.metadata.model_dump_json(),
-                )
-            else:
-                sql, params = _APPEND_MANY, (*head, _events_json(events))
-        except (TypeError, ValueError) as exc:
-            raise InvalidAppend(f"an event payload is not plain JSON: {exc}") from None
+        if snapshot is not None and (
+            snapshot.stream != stream or snapshot.version != expected_version + len(events)
+        ):
+            raise InvalidAppend(
+                f"the snapshot ({snapshot.stream} at version {snapshot.version}) is not of "
+                f"{stream} after these events (version {expected_version + len(events)})"
+            )
+        sql, params = append_statement(stream, expected_version, events, snapshot)
         try:
             if conn is not None:
                 rows = await _fetch(conn, sql, params)
@@ -228,7 +156,7 @@ class PostgresEventStore:
         if expected_version < 0:
             raise InvalidAppend(f"expected version {expected_version} is negative")
         for offset, event in enumerate(events, start=1):
-            if event.stream != stream:
+            if event.stream is not stream and event.stream != stream:  # `is`: decided events
                 raise InvalidAppend(
                     f"event {event.event_id} belongs to {event.stream}, not to {stream}"
                 )
@@ -315,20 +243,11 @@ class PostgresEventStore:
         work = [(stream, expected, events) for stream, expected, events in appends if events]
         if not work:
             return [AppendResult(s, x + 1, x, (), None) for s, x, _ in appends]
-        try:
-            body = "[" + ",".join(
-                f'{{"tenant_id":"{stream.tenant_id}",'
-                f'"aggregate_type":{json.dumps(stream.aggregate_type)},'
-                f'"aggregate_id":"{stream.aggregate_id}","expected":{expected},'
-                f'"events":{_events_json(events)}}}'
-                for stream, expected, events in work
-            ) + "]"
-        except (TypeError, ValueError) as exc:
-            raise InvalidAppend(f"an event payload is not plain JSON: {exc}") from None
+        body = streams_json(work)
         try:
             async with connection(self._pool, conn) as c:
                 cur: AsyncRawCursor[tuple[Any, ...]] = AsyncRawCursor(c)
-                await cur.execute(_APPEND_STREAMS, (body,), binary=True)
+                await cur.execute(APPEND_STREAMS, (body,), binary=True)
                 rows = await cur.fetchall()
         except pg_errors.UniqueViolation as exc:
             if exc.diag.constraint_name == _STREAM_VERSION_KEY:
@@ -412,19 +331,9 @@ class PostgresEventStore:
         return int(row[0]) if row else 0
 
 
-# Serialised by pydantic's core in one pass: several times faster than dumping each
-# envelope's metadata to a dict and the whole list through json.dumps.
-_EVENT_LIST = TypeAdapter(list[Event])
-_APPEND_FIELDS = {"__all__": {"event_id", "event_type", "schema_version", "payload", "metadata"}}
-
-
-async def _fetch(conn: Conn, sql: str, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
+async def _fetch(conn: Conn, sql: bytes, params: tuple[object, ...]) -> list[tuple[Any, ...]]:
     """Run an append; its (position, transaction id) rows come back in binary, which spares
     parsing text on every append."""
     cur: AsyncRawCursor[tuple[Any, ...]] = AsyncRawCursor(conn)
-    await cur.execute(sql.encode(), params, binary=True)
+    await cur.execute(sql, params, binary=True)
     return await cur.fetchall()
-
-
-def _events_json(events: Sequence[Event]) -> str:
-    return _EVENT_LIST.dump_json(list(events), include=_APPEND_FIELDS).decode()

@@ -8,13 +8,14 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from domain.contracts import Command, Metadata, StreamId
-from domain.decider import Loaded, decide
+from domain.decider import Loaded, decide, rehydrate
 from domain.errors import ConcurrencyError, InvalidEvent, UnknownEventType
 from domain.inventory import Item, ItemState
 from domain.shop import registry
 from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn
-from tests.support.streams import new_stream
+from pump.store.replay import PAGE
+from tests.support.streams import history, new_stream, received
 from tests.support.tenants import TENANT_A
 
 pytestmark = pytest.mark.integration
@@ -181,7 +182,12 @@ async def test_a_stored_envelope_that_is_malformed_names_the_event(
             " 'inventory.stock_received', '{}', '{\"tenant_id\": \"nope\"}')",
             (uuid4(), stream.tenant_id, stream.aggregate_type, stream.aggregate_id),
         )
+        # Its envelope, as the event store reads it, is refused by name ...
         with pytest.raises(InvalidEvent, match=r"position \d+.*metadata\.tenant_id"):
+            await repo.events.load(stream, conn=conn)
+        # ... and the aggregate's fold, which reads only payloads, names the event (by its
+        # version in the stream) whose v1 payload, without `qty`, cannot be upcast.
+        with pytest.raises(InvalidEvent, match=r"event version 2 of .*upcasting from v1"):
             await repo.load(Item, stream, conn=conn)
         await conn.execute("rollback")
 
@@ -193,3 +199,23 @@ async def test_a_stream_with_no_events_loads_as_the_initial_state(
     loaded = await repo.load(Item, stream)
     assert loaded.version == 0
     assert loaded.state == ItemState()
+
+
+async def test_a_stream_longer_than_a_page_loads_as_its_envelopes_fold(
+    repo: AggregateRepository,
+) -> None:
+    """Pages end and begin exactly where they should, also with v1 events (upcast one by
+    one) on either side of the page boundary."""
+    stream = new_stream()
+    length = PAGE + 60
+    events = history(stream, length)
+    for version in (PAGE - 1, PAGE, PAGE + 1):  # stored at v1, which named the field `qty`
+        events[version - 1] = received(stream, version, schema_version=1, payload={
+            "item_id": str(stream.aggregate_id), "qty": 5})
+    for start in range(0, length, 2_000):
+        await repo.events.append(stream, start, events[start : start + 2_000])
+    loaded = await repo.load(Item, stream)
+    assert loaded == rehydrate(registry, Item, stream, None, await repo.events.load(stream))
+    assert (loaded.version, loaded.state.on_hand) == (length, length - 4 + 3 * 5)
+    as_of_page = await repo.load(Item, stream, version=PAGE)
+    assert (as_of_page.version, as_of_page.state.on_hand) == (PAGE, PAGE - 3 + 2 * 5)

@@ -12,8 +12,9 @@ from domain.errors import ConcurrencyError
 from domain.inventory import Item
 from domain.shop import registry
 from pump.store.aggregates import AggregateRepository
+from pump.store.appends import InvalidAppend
 from pump.store.connections import Conn
-from pump.store.events import DuplicateEvent, InvalidAppend, PostgresEventStore
+from pump.store.events import DuplicateEvent, PostgresEventStore
 from tests.support.streams import history, new_stream, received
 from tests.support.tenants import TENANT_B
 

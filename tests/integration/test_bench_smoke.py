@@ -1,7 +1,7 @@
 """`intent bench append|commands|fairness --quick` run end to end against the session's cluster.
 
-Only that it completes and reports every section: timings belong to the benchmark itself,
-not to a test on a shared machine.
+Only that it completes and reports every section (append: every workload, and its chart):
+timings belong to the benchmark itself, not to a test on a shared machine.
 """
 
 from __future__ import annotations
@@ -18,30 +18,17 @@ from tools import settings
 
 pytestmark = pytest.mark.integration
 
-SECTIONS = ("single_writer", "concurrent_writers", "batch_append", "aggregate_load")
+WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W5p")
+WRITES = ("W1", "W2", "W3", "W4")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
-def all_medians(section: dict[str, Any]) -> list[float]:
-    """Every median in a section, however deep."""
-    found: list[float] = []
-    for key, value in section.items():
-        if isinstance(value, dict):
-            found += all_medians(value)
-        elif isinstance(value, list):
-            for item in value:
-                if isinstance(item, dict):
-                    found += all_medians(item)
-        elif key == "median":
-            found.append(value)
-    return found
-
-
-def quick_bench(name: str, database_url: str, out: Path) -> dict[str, Any]:
+def quick_bench(name: str, database_url: str, out: Path, *options: str) -> dict[str, Any]:
     """Run `intent bench <name> --quick` against the database; its JSON report."""
     proc = subprocess.run(
         [
             sys.executable, "-m", "tools.cli", "bench", name, "--quick",
-            "--database-url", database_url, "--json", str(out),
+            "--database-url", database_url, "--json", str(out), *options,
         ],
         cwd=settings.REPO_ROOT,
         capture_output=True,
@@ -54,28 +41,50 @@ def quick_bench(name: str, database_url: str, out: Path) -> dict[str, Any]:
     return report
 
 
-def test_quick_append_bench_reports_every_section(database_url: str, tmp_path: Path) -> None:
-    report = quick_bench("append", database_url, tmp_path / "out.json")
-    assert set(SECTIONS) <= set(report["sections"])
-    for name in SECTIONS[:3]:
-        section = report["sections"][name]
-        assert section["intent"]["median"] > 0
-        assert section["baseline"]["median"] > 0
-        assert section["ratio"] > 0
-        assert all(rate > 0 for rate in section["intent"]["per_round"])
-        assert all(rate > 0 for rate in section["baseline"]["per_round"])
-    load = report["sections"]["aggregate_load"]
-    assert set(load["cases"]) == {
-        f"{kind}_{length}"
-        for kind in ("snapshots", "snapshot_tail", "no_snapshots", "baseline")
-        for length in (1000, 10000)
-    }
-    assert load["growth_with_snapshots"]["ratio"] > 0
-    assert load["events_replayed_after_snapshot"]["snapshot_tail_10000"] == 49
-    medians = [m for name in SECTIONS for m in all_medians(report["sections"][name])]
-    assert medians
-    assert all(m > 0 for m in medians)
+def assert_figures(workload: dict[str, Any], rounds: int) -> None:
+    """Both sides and the ratio have one positive figure per round, and latencies."""
+    for side in ("intent", "raw"):
+        series = workload[side]
+        assert len(series["per_round"]) == rounds
+        assert all(value > 0 for value in series["per_round"])
+        assert series["median"] > 0
+        latency = workload["latency_ms"][side]
+        assert latency["samples"] > 0
+        assert 0 < latency["p50_ms"] <= latency["p99_ms"]
+    assert len(workload["ratio"]["per_round"]) == rounds
+    assert all(ratio > 0 for ratio in workload["ratio"]["per_round"])
+    assert workload["ratio"]["median"] > 0
+    assert isinstance(workload["target"]["met"], bool)
+
+
+def test_quick_append_bench_measures_every_workload_and_draws_the_chart(
+    database_url: str, tmp_path: Path
+) -> None:
+    out = tmp_path / "append.json"
+    report = quick_bench("append", database_url, out)
+    assert report["benchmark"] == "append"
+    assert set(report["workloads"]) == set(WORKLOADS)
+    rounds = report["plan"]["rounds"]
+    relay = report["broadcast"]["mode"] == "relay"
+    assert report["broadcast"]["mode"] in {"trigger", "relay"}
+    for key, workload in report["workloads"].items():
+        assert_figures(workload, rounds)
+        drain = workload["relay_drain"]
+        if relay and key in WRITES:
+            assert len(drain["per_round_s"]) == rounds
+            assert drain["timed_out"] == 0
+        else:
+            assert drain is None
+    tail = report["workloads"]["W5"]
+    assert (tail["snapshot_version"], tail["tail_events"]) == (10_000, 50)
+    assert tail["target"]["max_ms"] == 1.0
+    assert report["workloads"]["W5p"]["stream_length"] == 10_000
+    assert [t["workload"] for t in report["targets"]] == list(WORKLOADS)
+    assert report["json_bytes"]["payload"] > 0
     assert report["database"]["settings"]["fsync"] in {"on", "off"}
+    chart = out.with_suffix(".png")  # the default: beside the JSON
+    assert report["chart"] == str(chart)
+    assert chart.read_bytes()[:8] == PNG_SIGNATURE
 
 
 def test_quick_commands_bench_runs_both_modes_end_to_end(

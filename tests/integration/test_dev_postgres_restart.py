@@ -39,6 +39,7 @@ from tests.support.processes import ambient_env, run_intent
 from tests.support.waiting import until_sync
 from tools.local.cluster import LocalCluster, free_port
 from tools.local.dev import record
+from tools.local.dev.stack import DevConfig, plan
 
 pytestmark = [
     pytest.mark.integration,
@@ -59,8 +60,9 @@ def _record(state: Path) -> record.DevRecord | None:
 
 def _healthy(state: Path) -> bool:
     found = _record(state)
+    every = {spec.name for spec in plan(DevConfig(state_dir=state))}
     return (found is not None and found.postgres_state == "up"
-            and len(found.states) == 6 and not found.not_ready())
+            and set(found.states) == every and not found.not_ready())
 
 
 def _receive(c: Client, item: str, command_id: str) -> bool:

@@ -10,8 +10,9 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from domain.errors import BadInput, ConcurrencyError, InvalidEvent, UnknownEventType
+from pump.store.appends import InvalidAppend
 from pump.store.connections import Conn
-from pump.store.events import DuplicateEvent, InvalidAppend, PostgresEventStore
+from pump.store.events import DuplicateEvent, PostgresEventStore
 from tests.support.streams import history, new_stream, received, registered
 from tests.support.tenants import TENANT_B
 

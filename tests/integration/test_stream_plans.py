@@ -26,6 +26,13 @@ where tenant_id = %(tenant)s and aggregate_type = %(type)s and aggregate_id = %(
   and version > %(after)s and version <= coalesce(%(upto)s, 2147483647)
   and (%(as_of)s::timestamptz is null or recorded_at <= %(as_of)s::timestamptz)
 order by version"""
+# The aggregate fold's page (pump/store/replay.py): the events after a snapshot, in order.
+LOAD_PAGE = """
+select e.version, e.payload::text from events_probe e
+where e.tenant_id = %(tenant)s and e.aggregate_type = %(type)s and e.aggregate_id = %(id)s
+  and e.version > %(after)s and e.version <= 2147483647
+order by e.version
+limit 8192"""
 HEAD_IS_EXPECTED = """
 select exists (select from events_probe
   where tenant_id = %(tenant)s and aggregate_type = %(type)s and aggregate_id = %(id)s
@@ -95,8 +102,9 @@ def plan_of(
 
 
 @pytest.mark.parametrize(
-    "query", [LOAD_AFTER, HEAD_IS_EXPECTED, HEAD, OTHER_TENANT],
-    ids=["load after a snapshot", "expected-version check", "head", "other tenant's aggregate"],
+    "query", [LOAD_AFTER, LOAD_PAGE, HEAD_IS_EXPECTED, HEAD, OTHER_TENANT],
+    ids=["load after a snapshot", "fold page", "expected-version check", "head",
+         "other tenant's aggregate"],
 )
 def test_stream_statements_probe_the_stream_index_without_statistics(
     conn: psycopg.Connection[Any], probe: dict[str, Any], query: str,

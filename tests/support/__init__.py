@@ -1,6 +1,8 @@
 """Helpers shared by the test suites, one module a concern. Fixtures stay in the conftest.py
 files (pytest finds them there); what they and the tests call lives here:
 
+- broadcast: the broadcast relay (until idle, in the loop, as a process) and its messages
+  read back from the WAL, as Realtime reads them
 - builders: envelopes (metadata, commands) and an in-memory stock item, for unit tests
 - db: small readers and writers of the session's database
 - dev: `intent dev` as a process, its ports, PIDs and a clean stop

@@ -119,7 +119,7 @@ def collect_pids(state: Path) -> set[int]:
         if '"function_started"' in line:
             pids.add(json.loads(line)["pid"])
     assert set(record["processes"]) == {
-        "temporal", "worker", "pump", "projections", "sagas", "gateway"
+        "temporal", "worker", "pump", "projections", "sagas", "relay", "gateway"
     }
     return pids
 

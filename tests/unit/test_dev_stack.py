@@ -103,7 +103,7 @@ def test_one_port_given_twice_is_a_problem() -> None:
     assert "--temporal-port" in problems[0]
 
 
-RUNTIME = ("worker", "pump", "projections", "sagas")
+RUNTIME = ("worker", "pump", "projections", "sagas", "relay")
 
 
 def test_the_plan_starts_temporal_first_and_the_gateway_last_all_on_loopback(
@@ -112,7 +112,7 @@ def test_the_plan_starts_temporal_first_and_the_gateway_last_all_on_loopback(
     config = DevConfig(state_dir=tmp_path, gateway_port=1001, db_port=1002, temporal_port=1003)
     specs = plan(config)
     assert [s.name for s in specs] == ["temporal", "worker", "pump", "projections", "sagas",
-                                       "gateway"]
+                                       "relay", "gateway"]
     temporal = specs[0]
     assert temporal.health == TemporalReady("127.0.0.1:1003", "default",
                                             str(config.temporal_binary))
@@ -303,7 +303,7 @@ def test_the_plan_marks_what_needs_the_database(tmp_path: Path) -> None:
     specs = {s.name: s for s in plan(DevConfig(state_dir=tmp_path))}
     assert not specs["temporal"].needs_database  # its data is in SQLite
     assert all(specs[name].needs_database
-               for name in ("worker", "pump", "projections", "sagas", "gateway"))
+               for name in ("worker", "pump", "projections", "sagas", "relay", "gateway"))
 
 
 class FakeDatabase:

@@ -18,7 +18,8 @@ from psycopg import AsyncConnection
 from psycopg.conninfo import conninfo_to_dict
 
 from projections.metadata import Projection
-from pump.observability.gauges import HeldBack, read_held_back, read_lag
+from pump.broadcast.relay import CONSUMER as RELAY_CONSUMER
+from pump.observability.gauges import HeldBack, read_broadcast_lag, read_held_back, read_lag
 
 COMMAND_STATUSES = ("pending", "dispatched", "processed", "rejected", "failed")
 _SAGA_ID = re.compile(r"^intent-saga-(?P<saga>.+)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-"
@@ -43,10 +44,11 @@ class StuckBatch:
 
 @dataclass
 class Consumer:
-    """A follower of the global feed: an async projection, the saga router, a rebuild."""
+    """A follower of the global feed: an async projection, the saga router, the broadcast
+    relay, a rebuild."""
 
     consumer: str
-    kind: str  # "projection", "saga router", "rebuild", "other"
+    kind: str  # "projection", "saga router", "broadcast relay", "rebuild", "other"
     checkpoint: str | None  # "<transaction id>/<position>", None before its first page
     lag_events: int
     lag_capped: bool
@@ -130,6 +132,7 @@ class StatusReport:
     stuck_after_seconds: float
     held_back_warn_seconds: float
     dev: DevStack | None = None
+    relay_behind_warn_seconds: float = 60.0
 
     @property
     def attention(self) -> list[str]:
@@ -141,6 +144,11 @@ class StatusReport:
         for consumer in self.consumers:
             if consumer.error is not None:
                 notes.append(f"{consumer.consumer} is stopped by an error")
+            elif (consumer.kind == "broadcast relay"
+                  and consumer.lag_seconds > self.relay_behind_warn_seconds):
+                notes.append(f"Realtime is {consumer.lag_seconds:.0f} s behind: "
+                             f"{consumer.lag_events:,} event(s) without their broadcast "
+                             "(is `intent relay` running?)")
         if self.held_back_by and self.held_back_by.age_seconds > self.held_back_warn_seconds:
             notes.append(f"transaction {self.held_back_by.transaction_id} (pid "
                          f"{self.held_back_by.pid}) has held the feed back for "
@@ -164,6 +172,8 @@ def dumps(report: StatusReport) -> str:
 def consumer_kind(consumer: str) -> str:
     if consumer == "saga_router":
         return "saga router"
+    if consumer == RELAY_CONSUMER:
+        return "broadcast relay"
     if consumer.startswith("projection:") and ":rebuild" in consumer:
         return "rebuild"
     if consumer.startswith("projection:"):
@@ -183,6 +193,7 @@ async def read_status(
     database: str,
     stuck_after: timedelta,
     held_back_warn: timedelta,
+    relay_behind_warn: timedelta = timedelta(seconds=60),
 ) -> StatusReport:
     """Everything but the sagas, from one connection (autocommit: each query sees now)."""
     return StatusReport(
@@ -197,6 +208,7 @@ async def read_status(
         sagas=None,
         stuck_after_seconds=stuck_after.total_seconds(),
         held_back_warn_seconds=held_back_warn.total_seconds(),
+        relay_behind_warn_seconds=relay_behind_warn.total_seconds(),
     )
 
 
@@ -239,7 +251,9 @@ async def _consumers(conn: AsyncConnection[Any], catalog: list[Projection]) -> l
     consumers = []
     for name in sorted(wanted):
         row = rows.get(name)
-        lag = await read_lag(conn, name)  # the figures the lag gauges report
+        # The figures the lag gauges report; the relay's skips what the old trigger sent.
+        lag = await (read_broadcast_lag(conn) if name == RELAY_CONSUMER
+                     else read_lag(conn, name))
         consumers.append(Consumer(
             consumer=name,
             kind=consumer_kind(name),

@@ -84,42 +84,66 @@ def _common_options(name: str, what_stays: str) -> Callable[[F], F]:
 @bench.command("append")
 @_common_options("append", "The events written stay (events are immutable), under a fresh "
                  "tenant id named in the JSON.")
-def append(quick: bool, database_url: str | None, json_path: Path | None, check: bool) -> None:
-    """Append throughput and aggregate load times, each beside a raw baseline.
+@click.option(
+    "--chart",
+    "chart_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to draw the PNG chart of the ratios and their targets (default: beside the "
+    "JSON, the same name ending .png).",
+)
+def append(
+    quick: bool, database_url: str | None, json_path: Path | None, check: bool,
+    chart_path: Path | None,
+) -> None:
+    """Intent's public append and load paths beside a RAW baseline, six workloads.
 
     \b
-    (a) one writer, one event per transaction   vs single-row INSERT   target >= 0.85
-    (b) 8 concurrent writers, one event per tx  vs single-row INSERT   target >= 0.85
-    (c) 100 events per append                   vs COPY of 100 rows    target >= 0.60
-    (d) AggregateRepository.load of 1,000 and 10,000 events, with snapshots (also with
-        the longest tail the policy leaves) and without, beside select + fold; with
-        snapshots the 10k/1k ratio must stay <= 1.5
-
-    Targets are judged against raw writes whose JSON was serialised before the timed loop;
-    the table also shows raw writes through psycopg's Jsonb (serialised while timed).
+    Intent: AggregateRepository.save / .load of the bench's own aggregate (events decided
+    from Command envelopes before timing), broadcast on as shipped. RAW: bench_raw.events
+    (id, stream_id text, version, type, payload, metadata, recorded_at; unique stream_id,
+    version): prepared autocommit INSERTs, COPY, select + fold in Python.
+    W1   1 writer, 1 event/tx, a new stream each      vs INSERT             >= 0.85
+    W2   1 writer, 500 appends to one stream           vs INSERT v1..500     >= 0.85
+    W3   8 writers, 1 event/tx, a new stream each      vs 8 INSERT writers   >= 0.85
+    W4   100 events per transaction                    vs COPY of 100 rows   >= 0.70
+    W5   load of 10,050 events, snapshot at 10,000     <= 1 ms (RAW: the 50-event tail)
+    W5p  full replay of 10,000 events, no snapshots    RAW ms / Intent ms    >= 0.70
+    Ratios are per round (Intent and RAW back to back, the order alternating), reported
+    as medians; p50/p99 per statement; with the broadcast relay, how long it took to
+    drain after each Intent side.
 
     By default starts a PostgreSQL cluster of its own with durable settings (fsync and
     synchronous_commit on), migrates it, and removes it at the end (also on Ctrl-C).
-    Baselines write to bench_raw.events (like intent.events including all), dropped at the
-    end. Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
+    Baselines write to bench_raw.events, dropped at the end. Writes the JSON and a PNG
+    chart. Exit 0 when the run completed, 1 with --check and a target missed, 3 when the
     database cannot be used, 130 when interrupted.
     """
+    from tools import settings
     from tools.bench.append import (
         FULL,
         QUICK,
         default_json_name,
-        load_table,
+        draw_chart,
+        latency_table,
+        rounds_table,
         run_append,
         summary_lines,
-        throughput_table,
+        workloads_table,
     )
 
     plan = QUICK if quick else FULL
-    _bench(
-        database_url, lambda url, progress: run_append(url, plan, progress),
-        lambda r: [throughput_table(r), load_table(r)],
-        summary_lines, default_json_name, json_path, check,
+    results, database = _guarded(
+        database_url, lambda url, progress: run_append(url, plan, progress)
     )
+    target = json_path or settings.REPO_ROOT / "bench-results" / default_json_name()
+    chart = chart_path or target.with_suffix(".png")
+    payload = {**results.as_json(database), "chart": str(chart)}
+    tables = [workloads_table(results), latency_table(results), rounds_table(results)]
+    _report(tables, summary_lines(results), payload, target, failed=False)
+    draw_chart(results, chart)
+    err.print(f"chart drawn to {chart}")
+    if check and not results.all_met:
+        sys.exit(EXIT_FAILED)
 
 
 def _guarded(
@@ -357,11 +381,11 @@ def realtime(quick: bool, database_url: str | None, json_path: Path | None, chec
     """Latency from an event's commit to its delivery at N subscribers, and deliveries/s.
 
     \b
-    Starts the local gateway as a process and opens N websockets (N = 1, 100, 1,000;
-    1 and 10 with --quick), each a user of one tenant joined to the tenant's private
-    topic intent:tenant:<tenant> and to a public topic. Per N, two bounded phases of 200
-    messages at 20/s (20 with --quick):
-    intent    one event appended per transaction; commit -> trigger -> realtime.messages
+    Starts the local gateway and the broadcast relay as processes and opens N websockets
+    (N = 1, 100, 1,000; 1 and 10 with --quick), each a user of one tenant joined to the
+    tenant's private topic intent:tenant:<tenant> and to a public topic. Per N, two
+    bounded phases of 200 messages at 20/s (20 with --quick):
+    intent    one event appended per transaction; commit -> relay -> realtime.messages
               -> WAL -> gateway -> every socket
     baseline  a socket's broadcast on the public topic, relayed by the gateway to the
               same sockets (the fan-out without the database path)

@@ -122,7 +122,8 @@ In order, each waited for until healthy (at most --ready-timeout seconds):
   worker       intent worker
   pump         intent pump
   projections  intent projections run
-  sagas        intent sagas        (these four: ready once each writes its pid to
+  sagas        intent sagas
+  relay        intent relay        (these five: ready once each writes its pid to
                <state>/ready/<name>, named in its INTENT_READY_FILE, at any log level)
   gateway      intent gateway: /rest/v1, /functions/v1 (edge functions under Deno),
                /realtime/v1 (ready: its port answers)

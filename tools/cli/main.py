@@ -41,6 +41,7 @@ def _register() -> None:
     from tools.cli.generate import generate
     from tools.cli.processes import pump, sagas, worker
     from tools.cli.projections import projections
+    from tools.cli.relay import relay
     from tools.cli.rls import rls
     from tools.cli.snapshots import snapshots
     from tools.cli.status import status
@@ -48,8 +49,8 @@ def _register() -> None:
     from tools.cli.token import token
     from tools.cli.trace import trace
 
-    for command in (bench, db, demo, dev, docs, gateway, generate, projections, pump, rls,
-                    sagas, snapshots, status, test, token, trace, worker):
+    for command in (bench, db, demo, dev, docs, gateway, generate, projections, pump, relay,
+                    rls, sagas, snapshots, status, test, token, trace, worker):
         main.add_command(command)
 
 

@@ -43,6 +43,10 @@ if TYPE_CHECKING:
 @click.option("--held-back-after", type=click.FloatRange(min=0), default=60.0,
               show_default=True, metavar="SECONDS",
               help="An open transaction older than this holding the feed back needs attention.")
+@click.option("--relay-behind-after", type=click.FloatRange(min=0), default=60.0,
+              show_default=True, metavar="SECONDS",
+              help="A broadcast relay whose oldest unsent event is older than this needs "
+              "attention.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 def status(
     database_url: str | None,
@@ -51,6 +55,7 @@ def status(
     no_temporal: bool,
     stuck_after: float,
     held_back_after: float,
+    relay_behind_after: float,
     as_json: bool,
 ) -> None:
     """What the stack is doing: commands, batches, projections, the feed, sagas.
@@ -59,9 +64,10 @@ def status(
     commands     how many are pending, dispatched, processed, rejected, failed; the
                  oldest pending one's age; failures in the last hour
     batches      dispatched longer than --stuck-after and not finished
-    followers    each async projection and the saga router: checkpoint, lag in events
-                 and seconds (the oldest event not yet handled), the error that stopped
-                 it; inline projections are listed (they have no lag)
+    followers    each async projection, the saga router and the broadcast relay:
+                 checkpoint, lag in events and seconds (the oldest event not yet handled;
+                 for the relay, not yet sent to Realtime), the error that stopped it;
+                 inline projections are listed (they have no lag)
     held back    the oldest open transaction with an id: no feed follower passes it
     sagas        running saga workflows by saga, from Temporal (skipped with
                  --no-temporal; an unreachable Temporal is reported, not fatal)
@@ -71,11 +77,12 @@ def status(
 
     Reads only; works on any database Intent's migrations were applied to. Exit 0 when
     nothing needs attention, 1 when something does (a stuck batch, a stopped follower,
-    a long-held feed, failures in the last hour, Temporal unreachable, a process of
-    `intent dev` not serving), 3 when the database cannot be reached.
+    a broadcast relay behind by more than --relay-behind-after, a long-held feed,
+    failures in the last hour, Temporal unreachable, a process of `intent dev` not
+    serving), 3 when the database cannot be reached.
     """
     report = asyncio.run(_run(database_url, temporal_address, namespace, no_temporal,
-                              stuck_after, held_back_after))
+                              stuck_after, held_back_after, relay_behind_after))
     if as_json:
         from tools.checks.status import dumps
 
@@ -93,6 +100,7 @@ async def _run(
     no_temporal: bool,
     stuck_after: float,
     held_back_after: float,
+    relay_behind_after: float,
 ) -> StatusReport:
     import psycopg
 
@@ -116,6 +124,7 @@ async def _run(
             conn, list(catalog), database=shown,
             stuck_after=timedelta(seconds=stuck_after),
             held_back_warn=timedelta(seconds=held_back_after),
+            relay_behind_warn=timedelta(seconds=relay_behind_after),
         )
     except psycopg.errors.UndefinedTable as exc:
         refuse(f"{shown} has no Intent schema ({str(exc).strip()}); run `intent db migrate` "

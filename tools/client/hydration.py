@@ -12,7 +12,7 @@ duplicates, gaps) are in `tools.client.stream`. A reconnect (the channel joins a
 version jump that does not fill within `grace` seconds both trigger a new hydration.
 
 Two sources: `broadcast` (the default: the private topic
-`intent:aggregate:<tenant>:<type>:<id>` the database trigger writes to; one policy check per
+`intent:aggregate:<tenant>:<type>:<id>` the broadcast relay writes to; one policy check per
 join) and `postgres_changes` (INSERTs on intent.events with an `aggregate_id=eq.<id>`
 filter, under the table's RLS; Realtime checks every change against every subscriber).
 `TenantFeed` follows a tenant's whole topic, `intent:tenant:<tenant>`.

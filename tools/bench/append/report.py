@@ -6,106 +6,114 @@ from datetime import datetime
 
 from rich.table import Table
 
-from domain.inventory import Item
-from tools.bench.append.plan import LOAD_KINDS, SNAPSHOT_KINDS, TARGET_LOAD_GROWTH
-from tools.bench.append.results import Results
+from tools.bench.append.results import Results, Workload
 from tools.bench.stats import (
     Series,
     json_name,
+    median,
     outcome_line,
-    rate_cell,
     server_line,
     spread_text,
     verdict,
 )
 
 
-def _ms_cell(series: Series) -> str:
-    value = series.median
-    text = f"{value:,.1f}" if value >= 10 else f"{value:,.2f}"
-    return f"{text} {spread_text(series)}"
+def _figure(series: Series, unit: str) -> str:
+    return f"{_short(series.median, unit)} {spread_text(series)}"
 
 
-def throughput_table(results: Results) -> Table:
+def _short(value: float, unit: str) -> str:
+    if unit == "ms":
+        return f"{value:,.1f} ms" if value >= 10 else f"{value:,.3f} ms"
+    return f"{value:,.0f}/s"
+
+
+def workloads_table(results: Results) -> Table:
+    """Each workload's medians, its ratio and its target."""
     table = Table(
-        title=f"append throughput, events/s (median of {results.plan.rounds} rounds)",
+        title=(
+            f"append: Intent's public paths beside RAW, median of {results.plan.rounds} "
+            f"paired rounds (broadcast: {results.broadcast['mode']})"
+        ),
         caption=(
-            "ratio = median Intent / median raw (in brackets: the median of the per-round "
-            "ratios); ± half the interquartile range over the rounds"
+            "ratio: median of the per-round ratios (W1-W4 Intent / RAW events/s; W5, W5p "
+            "RAW ms / Intent ms); ± half the interquartile range over the rounds; W5 is "
+            "judged on Intent's time, its ratio is for reference"
         ),
     )
-    table.add_column("section")
+    table.add_column("workload", no_wrap=True)
     table.add_column("Intent", justify="right")
-    table.add_column("raw, JSON pre-serialised", justify="right")
+    table.add_column("RAW", justify="right")
     table.add_column("ratio", justify="right")
     table.add_column("target", justify="right")
     table.add_column("")
-    table.add_column("raw, psycopg Jsonb", justify="right")
-    table.add_column("ratio", justify="right")
-    sections = (
-        ("(a) 1 writer, 1 event/tx, INSERT", results.single),
-        (f"(b) {results.plan.writers} writers, 1 event/tx, INSERT", results.concurrent),
-        (f"(c) {results.plan.batch_size} events/tx vs COPY", results.batch),
-    )
-    for title, c in sections:
-        other = c.also[0] if c.also else None
+    for w in results.workloads:
+        ratio = f"{w.ratio:.2f}" if w.target.kind == "min_ratio" else f"[dim]{w.ratio:.2f}[/dim]"
         table.add_row(
-            title,
-            rate_cell(c.intent),
-            rate_cell(c.baseline),
-            f"{c.ratio:.2f} [dim]({c.paired_ratio(c.baseline):.2f})[/dim]",
-            f"≥ {c.min_ratio:.2f}",
-            verdict(c.met),
-            rate_cell(other) if other else "",
-            f"{c.ratio_to(other):.2f}" if other else "",
+            f"{w.key} {w.title}", _figure(w.intent, w.unit), _figure(w.raw, w.unit), ratio,
+            w.target.text, verdict(w.met),
         )
     return table
 
 
-def load_table(results: Results) -> Table:
-    load = results.load
-    short, long = min(load.lengths), max(load.lengths)
-    every = Item.snapshot_every or 0
+def _drain(w: Workload) -> tuple[str, str, str]:
+    """The relay's drain after the Intent side: median and max ms, median events waiting."""
+    if w.drains is None or not w.drains.rounds:
+        return "-", "-", "-"
+    ms = [d.seconds * 1000 for d in w.drains.rounds]
+    late = sum(d.timed_out for d in w.drains.rounds)
+    waiting = median([float(d.waiting) for d in w.drains.rounds])
+    return (f"{median(ms):,.0f}", f"{max(ms):,.0f}" + (f" ({late} timed out)" if late else ""),
+            f"{waiting:,.0f}")
+
+
+def latency_table(results: Results) -> Table:
+    """Per statement (an append, a load): p50 and p99 of both sides; the relay's drain."""
     table = Table(
-        title=(
-            f"aggregate load (inventory Item), ms (median of {results.plan.load_rounds} rounds)"
-        ),
+        title="per statement, ms (every timed round), and the relay's drain after Intent",
         caption=(
-            f"snapshots every {every} events; '+{every - 1} tail': loaded as of version N-1, "
-            f"so {every - 1} events are replayed after the snapshot; raw = select payload ... "
-            "order by version + a Python sum"
+            "drain: ms from the end of an Intent side's timed part until no event waited "
+            "to be broadcast, median and max over the rounds; waiting: events not yet "
+            "broadcast when the timed part ended (median); '-' with the trigger, which "
+            "broadcasts inside each append"
         ),
     )
-    table.add_column("stream")
-    table.add_column("snapshots", justify="right")
-    table.add_column(f"snapshot +{every - 1} tail", justify="right")
-    table.add_column("no snapshots", justify="right")
-    table.add_column("raw select+fold", justify="right")
-    table.add_column("no snapshots / raw", justify="right")
-    for length in load.lengths:
+    table.add_column("workload", no_wrap=True)
+    names = ("Intent p50", "Intent p99", "RAW p50", "RAW p99", "drain med", "drain max",
+             "waiting")
+    for name in names:
+        table.add_column(name, justify="right")
+    for w in results.workloads:
+        i, r = w.latency["intent"], w.latency["raw"]
         table.add_row(
-            f"{length:,} events",
-            *(_ms_cell(load.series[kind][length]) for kind in LOAD_KINDS),
-            f"{load.ratio_to_baseline('no_snapshots', length):.1f}x",
+            w.key, f"{i.p50:.2f}", f"{i.p99:.2f}", f"{r.p50:.2f}",
+            f"{r.p99:.2f}", *_drain(w),
         )
-    table.add_section()
-    table.add_row(
-        f"growth {long // 1000}k / {short // 1000}k",
-        *(f"{load.growth(kind):.2f}" for kind in LOAD_KINDS),
-        "",
-    )
-    table.add_row(
-        "target", f"≤ {TARGET_LOAD_GROWTH:.2f}", f"≤ {TARGET_LOAD_GROWTH:.2f}", "", "", "",
-    )
-    table.add_row(
-        "", *(verdict(load.growth(k) <= TARGET_LOAD_GROWTH) for k in SNAPSHOT_KINDS), "", "", "",
-    )
+    return table
+
+
+def rounds_table(results: Results) -> Table:
+    """Each workload's ratio in every round, and the baseline's own figure per round."""
+    table = Table(title="ratio per round (RAW's own figure below)")
+    table.add_column("workload", no_wrap=True)
+    for number in range(results.plan.rounds):
+        table.add_column(f"r{number + 1}", justify="right")
+    for w in results.workloads:
+        table.add_row(w.key, *(f"{r:.2f}" for r in w.ratios))
+        raw = [f"[dim]{_short(v, w.unit)}[/dim]" for v in w.raw.per_round]
+        table.add_row("[dim]  RAW[/dim]", *raw)
     return table
 
 
 def summary_lines(results: Results) -> list[str]:
+    sizes = results.json_sizes
+    broadcast = results.broadcast
+    lag = broadcast.get("events_waiting_from")
     return [
         server_line(results.server, "fsync", "synchronous_commit", "full_page_writes"),
+        f"broadcast: {broadcast['mode']}" + (f" (events waiting: {lag})" if lag else ""),
+        f"JSON per event (both sides): payload {sizes['payload']:.0f} B, metadata "
+        f"{sizes['metadata']:.0f} B",
         outcome_line(results.all_met, see="the tables"),
     ]
 

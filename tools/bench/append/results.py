@@ -6,170 +6,158 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from domain.inventory import Item
-from tools.bench.append.plan import (
-    LOAD_KINDS,
-    SNAPSHOT_KINDS,
-    TARGET_LOAD_GROWTH,
-    Plan,
-    load_description,
-)
-from tools.bench.append.raw_table import RAW_TABLE
-from tools.bench.stats import Comparison, Series, report_header
+from tools.bench.append.broadcast import Drained
+from tools.bench.append.plan import Plan, Target
+from tools.bench.append.raw import RAW_TABLE
+from tools.bench.stats import Series, median, percentile, report_header
 
 
 @dataclass
-class LoadResults:
-    lengths: tuple[int, ...]
-    series: dict[str, dict[int, Series]] = field(
-        default_factory=lambda: {kind: {} for kind in LOAD_KINDS}
-    )
-    snapshot_counts: dict[int, int] = field(default_factory=dict)
-    replayed: dict[tuple[str, int], int] = field(default_factory=dict)
-    loads_per_round: dict[tuple[str, int], int] = field(default_factory=dict)
+class Latencies:
+    """One side's time per statement (per append, per load), ms, over every timed round."""
 
-    def growth(self, kind: str) -> float:
-        """Load time of the longest stream over that of the shortest."""
-        cases = self.series[kind]
-        return cases[max(self.lengths)].median / cases[min(self.lengths)].median
+    samples: list[float] = field(default_factory=list)
 
-    def ratio_to_baseline(self, kind: str, length: int) -> float:
-        return self.series[kind][length].median / self.series["baseline"][length].median
+    @property
+    def p50(self) -> float:
+        return percentile(self.samples, 50)
+
+    @property
+    def p99(self) -> float:
+        return percentile(self.samples, 99)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "samples": len(self.samples),
+            "p50_ms": round(self.p50, 4),
+            "p99_ms": round(self.p99, 4),
+            "max_ms": round(max(self.samples, default=0.0), 4),
+        }
+
+
+@dataclass
+class Drains:
+    """The relay's catch-up after each round's Intent side."""
+
+    rounds: list[Drained] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        seconds = [d.seconds for d in self.rounds]
+        return {
+            "per_round_s": [round(s, 4) for s in seconds],
+            "median_s": round(median(seconds), 4) if seconds else None,
+            "max_s": round(max(seconds), 4) if seconds else None,
+            "events_waiting_per_round": [d.waiting for d in self.rounds],
+            "timed_out": sum(d.timed_out for d in self.rounds),
+        }
+
+
+@dataclass
+class Workload:
+    """One workload's paired rounds: Intent and RAW back to back, a ratio per round."""
+
+    key: str
+    title: str
+    what: str  # how each side is measured, exactly
+    unit: str  # "events/s" (W1-W4) or "ms" (W5, W5p)
+    intent: Series
+    raw: Series
+    ratios: list[float]  # per round
+    ratio_is: str
+    target: Target
+    latency: dict[str, Latencies]  # "intent", "raw"
+    drains: Drains | None  # None: the trigger broadcasts (nothing lags), or nothing appended
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        """The median of the per-round ratios."""
+        return median(self.ratios)
+
+    @property
+    def judged(self) -> float:
+        """What the target is judged on: the ratio, or (W5) Intent's median time."""
+        return self.ratio if self.target.kind == "min_ratio" else self.intent.median
 
     @property
     def met(self) -> bool:
-        return all(self.growth(kind) <= TARGET_LOAD_GROWTH for kind in SNAPSHOT_KINDS)
+        if self.target.kind == "min_ratio":
+            return self.judged >= self.target.value
+        return self.judged <= self.target.value
 
     def as_json(self) -> dict[str, Any]:
-        short, long = min(self.lengths), max(self.lengths)
         return {
-            "unit": "ms",
-            "stream_lengths": list(self.lengths),
-            "how_built": (
-                "AggregateRepository.save of the item's events in batches of "
-                f"{Item.snapshot_every}, so the repository wrote a snapshot at every "
-                f"multiple of {Item.snapshot_every}"
-            ),
-            "kinds": {kind: load_description(kind, "N") for kind in LOAD_KINDS},
-            "snapshots_stored": {str(k): v for k, v in self.snapshot_counts.items()},
-            "events_replayed_after_snapshot": {
-                f"{kind}_{n}": v for (kind, n), v in self.replayed.items()
+            "title": self.title,
+            "what": self.what,
+            "unit": self.unit,
+            **self.sizes,
+            "intent": self.intent.as_json(),
+            "raw": self.raw.as_json(),
+            "ratio": {
+                "per_round": [round(r, 4) for r in self.ratios],
+                "median": round(self.ratio, 4),
+                "is": self.ratio_is,
             },
-            "baseline": (
-                "select payload from intent.events where tenant_id, aggregate_type, "
-                "aggregate_id = the stream order by version, fetched through the same pool, "
-                "then a Python sum of payload['quantity']"
-            ),
-            "loads_per_round": {f"{k}_{n}": v for (k, n), v in self.loads_per_round.items()},
-            "per_round_is": "the mean of loads_per_round loads of the case, back to back",
-            "cases": {
-                f"{kind}_{length}": self.series[kind][length].as_json()
-                for kind in LOAD_KINDS
-                for length in self.lengths
-            },
-            "growth": {
-                kind: round(self.growth(kind), 4) for kind in LOAD_KINDS
-            },
-            "growth_is": f"median load of {long} events / median load of {short} events",
-            "growth_with_snapshots": {
-                "ratio": round(self.growth("snapshots"), 4),
-                "ratio_with_tail": round(self.growth("snapshot_tail"), 4),
-                "target_max": TARGET_LOAD_GROWTH,
+            "latency_ms": {side: lat.as_json() for side, lat in self.latency.items()},
+            "relay_drain": self.drains.as_json() if self.drains is not None else None,
+            "target": {
+                **self.target.as_json(),
+                "judged_on": "ratio.median" if self.target.kind == "min_ratio"
+                else "intent.median",
+                "value": round(self.judged, 4),
                 "met": self.met,
-            },
-            "vs_baseline": {
-                f"{kind}_{n}": round(self.ratio_to_baseline(kind, n), 4)
-                for kind in LOAD_KINDS[:3]
-                for n in self.lengths
             },
         }
 
 
-def _method(writers: int) -> str:
+def _method(plan: Plan) -> str:
     return (
-        "Sections (a)-(c) run the Intent side and two raw baselines once per round, "
-        "in an order rotated every round, after one untimed warm-up round of each; "
-        "figures are medians over the rounds and ratios are of the medians (paired "
-        "per-round ratios are given too). Events are built and validated before the "
-        "timed part. The target baseline gets its JSON serialised before the timed "
-        "part (the strictest floor); the second baseline passes Python dicts through "
-        "psycopg's Jsonb wrapper, so the driver serialises them while timed, as an "
-        "application inserting its own JSON would. Each writer appends versions 1, "
-        "2, 3, ... of a fresh stream per round. Every side uses one psycopg "
-        "AsyncConnectionPool from pump.store.connections.open_pool (autocommit, "
-        f"server-side prepared statements), of {writers} connections. "
-        "Baseline rows "
-        f"go to {RAW_TABLE} (like intent.events including all)."
+        f"{plan.rounds} rounds per workload after one untimed warm-up round; every round "
+        "runs the Intent side and the RAW side back to back, Intent first in even rounds "
+        "and RAW first in odd ones, each on inputs made for that round before either is "
+        "timed (events decided from Command envelopes by domain.decider.decide; RAW rows "
+        "are the same events' facts, JSON serialised). A round's ratio is of the two "
+        "sides' figures in that round; the workload's ratio is the median of the rounds'. "
+        "Latency is per statement (an append, a load), every timed round's together. Both "
+        f"sides share one psycopg AsyncConnectionPool of {plan.writers} autocommit "
+        "connections (pump.store.connections.open_pool); RAW statements are prepared "
+        f"(prepare=True). RAW rows go to {RAW_TABLE}, dropped at the end. gc.collect() "
+        "runs before each side's timed part."
     )
 
 
 @dataclass
 class Results:
     plan: Plan
-    single: Comparison
-    concurrent: Comparison
-    batch: Comparison
-    load: LoadResults
+    workloads: list[Workload]
+    broadcast: dict[str, Any]
+    json_sizes: dict[str, float]
+    build: dict[str, Any]
     server: dict[str, Any]
     started_at: datetime
     finished_at: datetime
 
     @property
     def all_met(self) -> bool:
-        return self.single.met and self.concurrent.met and self.batch.met and self.load.met
+        return all(w.met for w in self.workloads)
+
+    def workload(self, key: str) -> Workload:
+        return next(w for w in self.workloads if w.key == key)
 
     def as_json(self, database: dict[str, Any]) -> dict[str, Any]:
-        plan = self.plan
         return {
             **report_header(
-                "append", self.started_at, self.finished_at, plan.as_json(),
-                {**database, **self.server}, _method(plan.writers),
+                "append", self.started_at, self.finished_at, self.plan.as_json(),
+                {**database, **self.server}, _method(self.plan),
             ),
-            "sections": {
-                "single_writer": _comparison_json(
-                    self.single, "one writer, one event per transaction",
-                    {"events_per_round": plan.single_events},
-                ),
-                "concurrent_writers": _comparison_json(
-                    self.concurrent,
-                    f"{plan.writers} concurrent writers (asyncio tasks, pool of "
-                    f"{plan.writers}), one event per transaction, each on its own stream",
-                    {
-                        "writers": plan.writers,
-                        "events_per_writer_per_round": plan.concurrent_events,
-                    },
-                ),
-                "batch_append": _comparison_json(
-                    self.batch,
-                    f"{plan.batch_size} events per append vs COPY of "
-                    f"{plan.batch_size} rows per transaction",
-                    {"batch_size": plan.batch_size, "batches_per_round": plan.batches},
-                ),
-                "aggregate_load": self.load.as_json(),
-            },
+            "broadcast": self.broadcast,
+            "json_bytes": {k: round(v, 1) for k, v in self.json_sizes.items()},
+            "streams_built": self.build,
+            "workloads": {w.key: w.as_json() for w in self.workloads},
+            "targets": [
+                {"workload": w.key, "title": w.title, "target": w.target.text,
+                 "value": round(w.judged, 4), "met": w.met}
+                for w in self.workloads
+            ],
             "targets_met": self.all_met,
         }
-
-
-def _comparison_json(c: Comparison, what: str, sizes: dict[str, int]) -> dict[str, Any]:
-    def beside(series: Series) -> dict[str, Any]:
-        return {
-            **series.as_json(),
-            "intent_ratio": round(c.ratio_to(series), 4),
-            "paired_ratio_median": round(c.paired_ratio(series), 4),
-        }
-
-    return {
-        "what": what,
-        "unit": "events/s",
-        **sizes,
-        "intent": c.intent.as_json(),
-        "baseline": beside(c.baseline),
-        "other_baselines": [beside(other) for other in c.also],
-        "ratio": round(c.ratio, 4),
-        "ratio_is": (
-            "median Intent events/s / median baseline events/s (the target baseline: JSON "
-            "pre-serialised, the strictest)"
-        ),
-        "target": {"min_ratio": c.min_ratio, "met": c.met},
-    }

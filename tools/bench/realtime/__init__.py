@@ -6,7 +6,8 @@ measures and how: `plan`'s docstring).
   phases   one fan-out: joins, the Intent and baseline phases, the deliveries collected
   results  the figures per phase, the targets, the JSON
   report   the tables and summary lines
-  run      run_realtime: the gateway, then every fan-out
+  relay    `intent relay` as a process of its own
+  run      run_realtime: the gateway and the relay, then every fan-out
 """
 
 from tools.bench.realtime.plan import FULL, QUICK, Plan

@@ -1,15 +1,16 @@
 """`intent bench realtime`: from an event's commit to its delivery at N subscribers.
 
-Setup: the local gateway as its own process (as `intent gateway` runs it) on the benchmark's
-database; N websockets (vsn 1.0.0, as supabase-py speaks it), each signed in as a user of one
-fresh tenant and joined to two channels: the tenant's private topic
-`intent:tenant:<tenant>` (what the events trigger broadcasts into) and a public topic for
-the baseline.
+Setup: the local gateway and the broadcast relay, each as its own process (as `intent
+gateway` and `intent relay` run them) on the benchmark's database; N websockets (vsn 1.0.0,
+as supabase-py speaks it), each signed in as a user of one fresh tenant and joined to two
+channels: the tenant's private topic `intent:tenant:<tenant>` (what the relay broadcasts
+into) and a public topic for the baseline.
 
 Per fan-out N, two phases of E messages at a fixed rate, in alternating order:
 - Intent: one event appended per transaction (`PostgresEventStore.append`, a fresh item
   stream each); the clock starts when the append's COMMIT has returned. The event goes
-  trigger -> realtime.messages -> WAL (wal2json) -> the gateway -> every subscriber.
+  relay (polling every 50 ms when idle) -> realtime.messages -> WAL (wal2json) -> the
+  gateway -> every subscriber.
 - Baseline (fan-out only): one more socket sends a `broadcast` on the public topic, stamped
   just before it is sent; the gateway relays it to the N subscribers. The same sockets and
   the same relay, without the database path.

@@ -15,7 +15,7 @@ def realtime_table(results: Results) -> Table:
     table = Table(
         title=(f"realtime: commit to delivery, {plan.messages} messages per phase at "
                f"{plan.rate:g}/s"),
-        caption=("intent: event appended -> trigger -> WAL -> gateway -> sockets; baseline: a "
+        caption=("intent: event appended -> relay -> WAL -> gateway -> sockets; baseline: a "
                  "socket's broadcast relayed by the gateway (no database)"),
     )
     for column in ("subscribers", "side", "p50 ms", "p99 ms", "max ms", "deliveries/s",

@@ -1,5 +1,5 @@
-"""`intent bench realtime` from start to results: the local gateway on the benchmark's
-database, then each fan-out in turn (the sides' order alternating)."""
+"""`intent bench realtime` from start to results: the local gateway and the broadcast relay
+on the benchmark's database, then each fan-out in turn (the sides' order alternating)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pump.store.connections import open_pool
 from tools.bench.database import server_facts
 from tools.bench.realtime.phases import run_fanout
 from tools.bench.realtime.plan import Plan
+from tools.bench.realtime.relay import relay_process
 from tools.bench.realtime.results import Phase, Results
 from tools.bench.realtime.sockets import BenchRealtimeError
 
@@ -36,7 +37,7 @@ async def run_realtime(url: str, plan: Plan, progress: Progress | None = None) -
     phases: list[Phase] = []
     pool = await open_pool(url, min_size=1, max_size=2, name="bench-realtime")
     try:
-        with running_gateway(url) as gateway:
+        with running_gateway(url) as gateway, relay_process(url):
             socket_url = gateway.url.replace("http://", "ws://") + "/realtime/v1/websocket"
             # No pool limit: each subscriber holds its connection for the whole phase.
             connector = aiohttp.TCPConnector(limit=0)

@@ -125,8 +125,9 @@ class DevConfig:
 
     @property
     def runtime_url(self) -> str:
-        """What the pump, the worker, the runner and the router connect as: the runtime's
-        least-privilege role (supabase/migrations/*_runtime_role.sql), not `postgres`."""
+        """What the pump, the worker, the runner, the router and the relay connect as: the
+        runtime's least-privilege role (supabase/migrations/*_runtime_role.sql), not
+        `postgres`."""
         return local_url(self.db_port, user=RUNTIME_ROLE)
 
     @property
@@ -203,6 +204,7 @@ def plan(config: DevConfig) -> list[ProcessSpec]:
         ProcessSpec("projections", intent("projections", "run"), ready("projections"),
                     runtime, needs_database=True),
         ProcessSpec("sagas", intent("sagas"), ready("sagas"), runtime, needs_database=True),
+        ProcessSpec("relay", intent("relay"), ready("relay"), runtime, needs_database=True),
         ProcessSpec("gateway",
                     intent("gateway", "--port", str(config.gateway_port),
                            "--database-url", config.database_url),

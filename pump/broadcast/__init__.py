@@ -1,0 +1,1 @@
+"""Realtime broadcasts of the events: the relay that writes them (`intent relay`)."""
