@@ -41,6 +41,11 @@ where $4 = 0 or exists (
 # cheaper than decoding a one-element JSON array.
 _ONE = _INSERT + """
 select $5, $1, $2, $3, $4 + 1, $6, $7, $8::jsonb, $9::jsonb""" + _HEAD_IS_EXPECTED
+# The first event of a new stream: nothing to check the head against (a stream that exists
+# after all is refused by the unique stream-version constraint), so plain VALUES, which the
+# server plans and runs a little faster than INSERT ... SELECT ... WHERE.
+_FIRST = _INSERT + """
+values ($5, $1, $2, $3, $4 + 1, $6, $7, $8::jsonb, $9::jsonb)"""
 _MANY = _INSERT + """
 select e.event_id, $1, $2, $3, $4 + e.n, e.event_type, e.schema_version, e.payload, e.metadata
 from rows from (jsonb_to_recordset($5::jsonb) as (
@@ -69,6 +74,7 @@ select position, transaction_id::text::bigint from appended order by position"""
 
 
 APPEND_ONE = (_ONE + _RETURNING).encode()
+APPEND_FIRST = (_FIRST + _RETURNING).encode()
 APPEND_MANY = (_MANY + _RETURNING).encode()
 APPEND_ONE_SNAPSHOT = _with_snapshot(_ONE, 10).encode()
 APPEND_MANY_SNAPSHOT = _with_snapshot(_MANY, 6).encode()
@@ -132,7 +138,10 @@ def append_statement(
     )
     if len(events) == 1:
         event = events[0]
-        sql = APPEND_ONE if snapshot is None else APPEND_ONE_SNAPSHOT
+        if snapshot is not None:
+            sql = APPEND_ONE_SNAPSHOT
+        else:
+            sql = APPEND_FIRST if expected == 0 else APPEND_ONE
         params: tuple[object, ...] = (
             *head, event.event_id, event.event_type, event.schema_version,
             _json(event.payload), event.metadata.model_dump_json(),

@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from tools.bench.append.broadcast import Drained
 from tools.bench.append.plan import Plan, Target
 from tools.bench.append.raw import RAW_TABLE
+from tools.bench.broadcast import Drained
 from tools.bench.stats import Series, median, percentile, report_header
 
 

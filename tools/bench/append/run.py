@@ -12,12 +12,12 @@ from rich.progress import Progress
 from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn, open_pool
 from tools.bench.append.account import Account, application, decided, new_account
-from tools.bench.append.broadcast import Broadcast, broadcast_as_shipped
 from tools.bench.append.loads import Loads
 from tools.bench.append.plan import Plan
 from tools.bench.append.raw import create_raw_table, drop_raw_table, json_bytes, raw_rows
 from tools.bench.append.results import Results, Workload
 from tools.bench.append.writes import Writes
+from tools.bench.broadcast import Broadcast, broadcast_as_shipped
 from tools.bench.database import server_facts
 
 

@@ -23,10 +23,10 @@ from domain.decider import Loaded
 from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn
 from tools.bench.append.account import Account, AccountState, decided, new_account
-from tools.bench.append.broadcast import Broadcast, Drained
 from tools.bench.append.plan import WriteSpec
 from tools.bench.append.raw import INSERT_RAW, RAW_TABLE, RawRow, copy_rows, raw_rows
 from tools.bench.append.results import Drains, Latencies, Workload
+from tools.bench.broadcast import Broadcast, Drained
 from tools.bench.progress import add_task, advance
 from tools.bench.stats import Series
 

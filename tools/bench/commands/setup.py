@@ -16,6 +16,7 @@ from uuid import uuid4
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import DirectDispatcher, Dispatcher, Pump, PumpSettings
 from pump.store.connections import open_pool
+from tools.bench.broadcast import broadcast_as_shipped
 from tools.bench.callers import wake_on_notify
 from tools.bench.commands.plan import Plan, Side
 from tools.bench.pipeline import app_processor, dev_server
@@ -46,7 +47,12 @@ class CommandSetup:
         )
         self.pipeline_pool = await open_pool(self.url, min_size=4, max_size=12, name="bench-pump")
         try:
-            async with dev_server() as env, self._workers(env.client), self._client_processes():
+            async with (
+                broadcast_as_shipped(self.url, self.pipeline_pool),
+                dev_server() as env,
+                self._workers(env.client),
+                self._client_processes(),
+            ):
                 yield
         finally:
             if self._span_provider is not None:
