@@ -14,6 +14,7 @@ from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn, open_pool
 from pump.store.events import PostgresEventStore
 from pump.store.feed import GlobalFeed
+from tests.support.db import runtime_url
 from tests.support.projections import Made
 from tests.support.tenants import Tenants
 
@@ -21,6 +22,16 @@ from tests.support.tenants import Tenants
 @pytest.fixture(scope="session")
 async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Conn]]:
     pool = await open_pool(database_url, min_size=2, max_size=20, name="tests")
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@pytest.fixture
+async def runtime_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Conn]]:
+    """A pool of the runtime's least-privilege role, for what the processes do."""
+    pool = await open_pool(runtime_url(database_url), min_size=1, max_size=4, name="runtime")
     try:
         yield pool
     finally:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from uuid import UUID, uuid4
@@ -23,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool
 from pump.broadcast.relay import CONSUMER, BroadcastRelay
 from pump.observability import telemetry
 from pump.observability.gauges import sample_broadcast_lag
-from pump.store.connections import Conn, open_pool
+from pump.store.connections import Conn
 from pump.store.events import PostgresEventStore
 from tests.support.broadcast import (
     WalMessages,
@@ -33,7 +32,6 @@ from tests.support.broadcast import (
     relay_process,
     relay_until_idle,
     running_relay,
-    runtime_url,
     tenant_topic,
 )
 from tests.support.processes import run_intent
@@ -71,14 +69,6 @@ async def all_sent(wal: WalMessages, pool: AsyncConnectionPool[Conn], tenants: l
     await wal.read()
     return sent_for(wal, tenants) >= len(await feed_order(pool, tenants))
 
-
-@pytest.fixture
-async def runtime_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Conn]]:
-    pool = await open_pool(runtime_url(database_url), min_size=1, max_size=4, name="relay")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def test_every_committed_event_is_broadcast_once_on_both_topics_in_feed_order(

@@ -4,12 +4,10 @@ it cannot do what the runtime never needs to."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from domain.shop import registry
@@ -18,25 +16,12 @@ from projections.shop import catalog
 from pump.observability.gauges import read_held_back
 from pump.projections.runner import ProjectionRunner
 from pump.store.commands import PostgresCommandStore
-from pump.store.connections import Conn, open_pool
+from pump.store.connections import Conn
+from tests.support.db import runtime_url
 from tests.support.pipeline import enqueue, shop_processor, statuses
 from tests.support.streams import new_stream
-from tools.settings import LOCAL_PASSWORD
 
 pytestmark = pytest.mark.integration
-
-
-def runtime_url(database_url: str) -> str:
-    return make_conninfo(database_url, user=RUNTIME_ROLE, password=LOCAL_PASSWORD)
-
-
-@pytest.fixture
-async def runtime_pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Conn]]:
-    pool = await open_pool(runtime_url(database_url), min_size=1, max_size=4, name="runtime")
-    try:
-        yield pool
-    finally:
-        await pool.close()
 
 
 async def test_the_pipeline_runs_end_to_end_as_the_runtime_role(

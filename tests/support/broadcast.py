@@ -16,24 +16,17 @@ from typing import Any
 from uuid import UUID
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from domain.feed import FeedPosition
-from projections.roles import RUNTIME_ROLE
 from pump.broadcast.relay import CONSUMER, BroadcastRelay
 from pump.readiness import READY_FILE_VARIABLE, ready_pid
 from pump.store.connections import Conn
+from tests.support.db import runtime_url
 from tests.support.processes import intent_process
 from tests.support.waiting import until
-from tools.settings import LOCAL_PASSWORD
 
 READY_SECONDS = 60.0
-
-
-def runtime_url(database_url: str) -> str:
-    """The session database as the runtime's role, which the relay runs as."""
-    return make_conninfo(database_url, user=RUNTIME_ROLE, password=LOCAL_PASSWORD)
 
 
 async def relay_until_idle(pool: AsyncConnectionPool[Conn], *, page: int = 1000) -> int:

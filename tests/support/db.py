@@ -5,9 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
+from projections.roles import RUNTIME_ROLE
 from pump.store.connections import Conn
+from tools.settings import LOCAL_PASSWORD
+
+
+def runtime_url(database_url: str) -> str:
+    """The session database as the runtime's least-privilege role (pump, worker, relay)."""
+    return make_conninfo(database_url, user=RUNTIME_ROLE, password=LOCAL_PASSWORD)
 
 
 async def fetch_all(pool: AsyncConnectionPool[Conn], query: str, *args: Any
