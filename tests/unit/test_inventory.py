@@ -1,14 +1,22 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
+from pydantic import BaseModel
 
 from domain.errors import DomainRejection, Forbidden, InvalidCommand
 from domain.inventory import Item, ItemState
-from domain.inventory.events import stock_received_v1_to_v2
+from domain.inventory.commands import ReceiveStock, RegisterItem, ReleaseStock, ReserveStock
+from domain.inventory.events import (
+    ItemRegistered,
+    StockReceived,
+    StockReserved,
+    stock_received_v1_to_v2,
+)
 from domain.shop import registry
+from domain.testing import scenarios
 from tests.support.builders import StockItem
 
 
@@ -30,31 +38,37 @@ def test_received_stock_adds_to_what_is_on_hand() -> None:
     assert (item.state.on_hand, item.state.available) == (12, 12)
 
 
+# Decisions, given/when/then with the slice author's kit (domain/testing.py).
+given = scenarios(registry)
+ITEM, ORDER, OTHER = UUID(int=1), UUID(int=2), UUID(int=3)
+REGISTERED = ItemRegistered(item_id=ITEM, sku="SKU-1", name="Widget")
+
+
 @pytest.mark.parametrize(
-    ("command_type", "payload"),
+    "command",
     [
-        ("receive_stock", {"quantity": 1}),
-        ("reserve_stock", {"order_id": uuid4(), "quantity": 1}),
-        ("release_stock", {"order_id": uuid4()}),
+        ReceiveStock(item_id=ITEM, quantity=1),
+        ReserveStock(item_id=ITEM, order_id=ORDER, quantity=1),
+        ReleaseStock(item_id=ITEM, order_id=ORDER),
     ],
+    ids=["receive", "reserve", "release"],
 )
-def test_nothing_happens_to_an_item_before_it_is_registered(
-    command_type: str, payload: dict[str, Any]
-) -> None:
-    assert rejection(StockItem(), command_type, **payload).code == "item_not_registered"
+def test_nothing_happens_to_an_item_before_it_is_registered(command: BaseModel) -> None:
+    given(Item, aggregate_id=ITEM).when(command).then_rejected("item_not_registered")
 
 
 def test_an_item_is_registered_only_once() -> None:
-    item = StockItem().registered()
-    assert rejection(item, "register_item", sku="SKU-2", name="Other").code == "already_registered"
+    given(Item, REGISTERED, aggregate_id=ITEM).when(
+        RegisterItem(item_id=ITEM, sku="SKU-2", name="Other")).then_rejected("already_registered")
 
 
 def test_a_reservation_holds_stock_back_from_later_reservations() -> None:
-    item = StockItem().registered(on_hand=10)
-    item.send("reserve_stock", order_id=uuid4(), quantity=6)
-    assert (item.state.on_hand, item.state.available) == (10, 4)
-    refused = rejection(item, "reserve_stock", order_id=uuid4(), quantity=5)
-    assert refused.code == "insufficient_stock"
+    held = given(
+        Item, REGISTERED, StockReceived(item_id=ITEM, quantity=10),
+        StockReserved(item_id=ITEM, order_id=ORDER, quantity=6), aggregate_id=ITEM)
+    assert (held.state.on_hand, held.state.available) == (10, 4)
+    refused = held.when(
+        ReserveStock(item_id=ITEM, order_id=OTHER, quantity=5)).then_rejected("insufficient_stock")
     assert refused.details == {"requested": 5, "available": 4}
 
 
