@@ -1,4 +1,4 @@
-"""Given/when/then for aggregates: what a slice author's unit tests are written with.
+"""Given/when/then for aggregates and sagas: what a slice author's unit tests are written with.
 
     given = scenarios(registry)
     given(Item, ItemRegistered(item_id=i, sku="S", name="Bolt"), StockReceived(item_id=i,
@@ -14,6 +14,12 @@ mistake, when it gives an event type the registry does not know, a payload that 
 back as itself, an older version's payload without an upcaster, or a command the registry
 would refuse; and `then` compares the typed payloads the aggregate decided, in order.
 
+Sagas the same way: `saga_scenarios(registry)(Saga, *events)` reacts to the events (the first
+must start the saga, every one must be one it listens to, all of one instance), then `.then(
+*actions)` checks the last step's actions, `.when(event)` and `.when_timer(name)` take the next
+step (a timer must be running to fire), and every command the saga issues is checked against
+the registry (a known type, a payload its model accepts, a key not used before).
+
 Pure, like the rest of `domain`: no database, no clock (`NOW` stamps every envelope).
 """
 
@@ -21,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Generic
 from uuid import UUID, uuid4, uuid5
 
@@ -32,6 +38,7 @@ from domain.contracts import Command, Event, Metadata, StreamId
 from domain.decider import Loaded, decide, evolve_all, rehydrate
 from domain.errors import DomainRejection, IntentError
 from domain.registry import CommandType, Registry
+from domain.saga import Action, CancelTimer, Complete, IssueCommand, Saga, StartTimer
 
 TENANT = UUID("00000000-0000-4000-8000-00000000c0de")
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -177,3 +184,109 @@ def _names(payloads: Sequence[BaseModel]) -> str:
 
 def _describe(payloads: Sequence[BaseModel]) -> str:
     return "[" + ", ".join(repr(p) for p in payloads) + "]"
+
+
+# -- sagas ---------------------------------------------------------------------------------
+
+
+def saga_scenarios(registry: Registry, *, tenant_id: UUID = TENANT
+                   ) -> Callable[..., SagaRun]:
+    """`given(Saga, *events)` bound to one application's registry."""
+
+    def given(saga: type[Saga[Any]], *events: BaseModel) -> SagaRun:
+        if not events:
+            raise ScenarioError(f"{saga.name}: give at least the event that starts it")
+        run = SagaRun(registry, saga, tenant_id)
+        for event in events:
+            run = run.when(event)
+        return run
+
+    return given
+
+
+@dataclass(frozen=True)
+class SagaRun:
+    """A saga instance after some steps: its state, running timers, the last step's actions."""
+
+    registry: Registry
+    saga: type[Saga[Any]]
+    tenant_id: UUID
+    state: Any = None
+    instance: str | None = None
+    timers: tuple[tuple[str, timedelta], ...] = ()
+    keys: frozenset[str] = frozenset()
+    actions: tuple[Action, ...] = ()
+    outcome: str | None = None
+    steps: int = 0
+
+    def when(self, event: BaseModel) -> SagaRun:
+        """The saga reacts to `event` (a registered event payload)."""
+        name = self._event_type(event)
+        if self.steps == 0 and name not in self.saga.starts_on:
+            raise ScenarioError(f"{self.saga.name} is not started by {name}")
+        if name not in self.saga.listens_to():
+            raise ScenarioError(f"{self.saga.name} does not listen to {name}")
+        instance = self.saga.instance_of(event)
+        if instance is None or (self.instance is not None and instance != self.instance):
+            raise ScenarioError(
+                f"{name} belongs to instance {instance!r}, not to {self.instance!r}")
+        state = self.saga.initial_state() if self.steps == 0 else self.state
+        return self._step(*self.saga.react(state, event), instance=instance)
+
+    def when_timer(self, timer: str) -> SagaRun:
+        """The timer fires (it must be running)."""
+        if timer not in dict(self.timers):
+            raise ScenarioError(f"timer {timer!r} is not running (running: "
+                                f"{sorted(dict(self.timers)) or 'none'})")
+        left = tuple((n, a) for n, a in self.timers if n != timer)
+        fired = SagaRun(**{**self.__dict__, "timers": left})
+        return fired._step(*self.saga.on_timer(self.state, timer), instance=self.instance)
+
+    def then(self, *expected: Action) -> SagaRun:
+        """The last step's actions were exactly these, in this order."""
+        if list(self.actions) != list(expected):
+            raise AssertionError(f"expected {list(expected)}\n     got {list(self.actions)}")
+        return self
+
+    def _step(self, state: Any, actions: Sequence[Action], *, instance: str | None) -> SagaRun:
+        if self.outcome is not None:
+            raise ScenarioError(f"{self.saga.name} completed ({self.outcome}) and takes no "
+                                "further steps")
+        timers, keys, outcome = dict(self.timers), set(self.keys), None
+        for action in actions:
+            if isinstance(action, IssueCommand):
+                self._check_command(action, keys)
+                keys.add(action.key)
+            elif isinstance(action, StartTimer):
+                timers[action.name] = action.after
+            elif isinstance(action, CancelTimer):
+                timers.pop(action.name, None)
+            elif isinstance(action, Complete):
+                outcome, timers = action.outcome, {}
+        return SagaRun(self.registry, self.saga, self.tenant_id, state, instance,
+                       tuple(sorted(timers.items())), frozenset(keys), tuple(actions), outcome,
+                       self.steps + 1)
+
+    def _check_command(self, action: IssueCommand, keys: set[str]) -> None:
+        if action.key in keys:
+            raise ScenarioError(f"{self.saga.name} issues a second command with key "
+                                f"{action.key!r}: the runtime would treat it as the first")
+        try:
+            command_type = self.registry.command_type(action.command_type)
+            command_type.payload_model.model_validate(dict(action.payload))
+        except IntentError as error:
+            raise ScenarioError(f"{self.saga.name} issues a command the registry refuses: "
+                                f"{error.message}") from None
+        except ValueError as error:
+            raise ScenarioError(f"{self.saga.name} issues {action.command_type} with a "
+                                f"payload its model refuses: {error}") from None
+
+    def _event_type(self, event: BaseModel) -> str:
+        """The event's registered type; it must read back as itself, as the router reads it."""
+        try:
+            known = self.registry.event_name(event)
+        except IntentError as error:
+            raise ScenarioError(error.message) from None
+        if known.payload_model.model_validate(event.model_dump(mode="json")) != event:
+            raise ScenarioError(f"{known.name} does not read back as itself from its JSON")
+        return known.name

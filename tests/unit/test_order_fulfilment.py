@@ -31,6 +31,8 @@ from domain.saga import (
     StartTimer,
     saga_command_id,
 )
+from domain.shop import registry
+from domain.testing import saga_scenarios
 
 
 def placed() -> tuple[OrderPlaced, FulfilmentState]:
@@ -39,25 +41,27 @@ def placed() -> tuple[OrderPlaced, FulfilmentState]:
     return event, state
 
 
+saga = saga_scenarios(registry)
+
+
 def test_a_placed_order_reserves_its_stock_and_starts_the_payment_deadline() -> None:
     event = OrderPlaced(order_id=uuid4(), item_id=uuid4(), quantity=3)
-    state, actions = OrderFulfilment.react(OrderFulfilment.initial_state(), event)
-    assert state.stage == "awaiting_payment"
-    assert actions == [
+    run = saga(OrderFulfilment, event).then(
         IssueCommand(
             "inventory.reserve_stock",
             {"item_id": str(event.item_id), "order_id": str(event.order_id), "quantity": 3},
             key="reserve",
         ),
         StartTimer(PAYMENT_DEADLINE, timedelta(minutes=15)),
-    ]
+    )
+    assert run.state.stage == "awaiting_payment"
 
 
 def test_payment_before_the_deadline_completes_without_compensation() -> None:
-    event, state = placed()
-    state, actions = OrderFulfilment.react(state, OrderPaid(order_id=event.order_id))
-    assert actions == [CancelTimer(PAYMENT_DEADLINE), Complete("paid")]
-    assert state.stage == "done"
+    event = OrderPlaced(order_id=uuid4(), item_id=uuid4(), quantity=3)
+    run = saga(OrderFulfilment, event).when(OrderPaid(order_id=event.order_id))
+    run.then(CancelTimer(PAYMENT_DEADLINE), Complete("paid"))
+    assert (run.state.stage, run.outcome, run.timers) == ("done", "paid", ())
 
 
 def deadline_passed() -> tuple[OrderPlaced, FulfilmentState]:

@@ -1,8 +1,11 @@
-"""The slice author's given/when/then kit (domain/testing.py): it passes what the pipeline
-would do, and names each mistake a test can make instead of passing it by."""
+"""The slice author's given/when/then kit (domain/testing.py), for aggregates and sagas: it
+passes what the pipeline would do, and names each mistake a test can make instead of passing
+it by."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from datetime import timedelta
 from uuid import UUID, uuid4
 
 import pytest
@@ -11,8 +14,11 @@ from pydantic import BaseModel
 from domain.inventory import Item
 from domain.inventory.commands import ReceiveStock, RegisterItem, ReserveStock
 from domain.inventory.events import ItemRegistered, StockReceived, StockReserved
+from domain.orders import FulfilmentState, OrderCancelled, OrderFulfilment, OrderPaid, OrderPlaced
+from domain.orders.fulfilment import PAYMENT_DEADLINE
+from domain.saga import Action, IssueCommand, StartTimer
 from domain.shop import registry
-from domain.testing import ScenarioError, Stored, scenarios
+from domain.testing import ScenarioError, Stored, saga_scenarios, scenarios
 
 given = scenarios(registry)
 ITEM, ORDER = UUID(int=1), UUID(int=2)
@@ -90,3 +96,62 @@ def test_a_command_the_registry_would_refuse_is_an_error_of_the_test() -> None:
     with pytest.raises(ScenarioError, match="refuses the command"):
         given(Item, aggregate_id=ITEM).when(ReceiveStock.model_construct(item_id=ITEM,
                                                                          quantity=0))
+
+
+# -- sagas ---------------------------------------------------------------------------------
+
+saga = saga_scenarios(registry)
+PLACED = OrderPlaced(order_id=ORDER, item_id=ITEM, quantity=3)
+RESERVE = IssueCommand("inventory.reserve_stock",
+                       {"item_id": str(ITEM), "order_id": str(ORDER), "quantity": 3},
+                       key="reserve")
+
+
+def test_a_saga_run_checks_each_steps_actions_and_keeps_its_timers() -> None:
+    run = saga(OrderFulfilment, PLACED).then(
+        RESERVE, StartTimer(PAYMENT_DEADLINE, timedelta(minutes=15)))
+    assert dict(run.timers) == {PAYMENT_DEADLINE: timedelta(minutes=15)}
+    expired = run.when_timer(PAYMENT_DEADLINE)
+    assert expired.state.stage == "cancelling"
+    assert [type(a) for a in expired.actions] == [IssueCommand, StartTimer]
+    done = expired.when(OrderCancelled(order_id=ORDER, reason="payment deadline passed"))
+    assert done.outcome == "expired"
+    assert done.timers == ()
+
+
+def test_other_actions_than_expected_fail_naming_both() -> None:
+    with pytest.raises(AssertionError, match=r"expected \[IssueCommand.*\]\n +got"):
+        saga(OrderFulfilment, PLACED).then(RESERVE)
+
+
+def test_a_timer_that_is_not_running_cannot_fire() -> None:
+    paid = saga(OrderFulfilment, PLACED, OrderPaid(order_id=ORDER))
+    assert paid.outcome == "paid"
+    with pytest.raises(ScenarioError, match="timer 'payment_deadline' is not running"):
+        paid.when_timer(PAYMENT_DEADLINE)
+
+
+def test_a_saga_given_events_it_would_never_see_is_an_error_of_the_test() -> None:
+    with pytest.raises(ScenarioError, match=r"is not started by orders\.order_paid"):
+        saga(OrderFulfilment, OrderPaid(order_id=ORDER))
+    with pytest.raises(ScenarioError, match=r"does not listen to inventory\.item_registered"):
+        saga(OrderFulfilment, PLACED, REGISTERED)
+    with pytest.raises(ScenarioError, match="belongs to instance"):
+        saga(OrderFulfilment, PLACED, OrderPaid(order_id=uuid4()))
+
+
+class Sloppy(OrderFulfilment):
+    """Issues a reservation its command model refuses (a quantity of 0)."""
+
+    @classmethod
+    def react(cls, state: FulfilmentState, event: BaseModel
+              ) -> tuple[FulfilmentState, Sequence[Action]]:
+        new, _ = super().react(state, event)
+        return new, [IssueCommand("inventory.reserve_stock",
+                                  {"item_id": str(ITEM), "order_id": str(ORDER), "quantity": 0},
+                                  key="reserve")]
+
+
+def test_a_saga_issuing_a_command_the_registry_refuses_is_caught() -> None:
+    with pytest.raises(ScenarioError, match="payload its model refuses"):
+        saga(Sloppy, PLACED)
