@@ -13,20 +13,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from temporalio.testing import WorkflowEnvironment
 
 from pump.observability import telemetry
-from tools.local.cluster import LocalCluster, scratch_cluster
+from tools.local.cluster import LocalCluster
 from tools.local.temporal import dev_server
 
 
 @pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[LocalCluster]:
-    """A throwaway PostgreSQL 15 cluster, bootstrapped and migrated like the embedded one."""
-    with scratch_cluster(throwaway=True) as cluster:
-        yield cluster
+def pg_cluster(intent_postgres: LocalCluster) -> LocalCluster:
+    """The session's throwaway PostgreSQL 15 cluster: the one Intent's pytest plugin
+    (tools/testing/plugin.py) starts for any project that installs intent."""
+    return intent_postgres
 
 
 @pytest.fixture(scope="session")
-def database_url(pg_cluster: LocalCluster) -> str:
-    return pg_cluster.url
+def database_url(intent_database_url: str) -> str:
+    return intent_database_url
 
 
 @pytest.fixture(autouse=True)
