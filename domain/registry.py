@@ -250,6 +250,10 @@ class Registry:
     def event_types(self) -> Mapping[str, EventType]:
         return MappingProxyType(self._events)
 
+    def has_upcaster(self, name: str, from_version: int) -> bool:
+        """Whether `name` payloads of `from_version` can be moved on (the schema lock asks)."""
+        return (name, from_version) in self._upcasters
+
     def command_type(self, name: str) -> CommandType:
         try:
             return self._commands[name]

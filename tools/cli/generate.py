@@ -1,10 +1,12 @@
 """`intent generate [--check]`: every file generated from the application's code.
 
-Three artefacts, each written only when it no longer matches what its source says now:
+Four artefacts, each written only when it no longer matches what its source says now:
 the ingress's allow list (a `*_command_types.sql` migration, from the registry), the edge
 function's command catalogue (`command_schemas.json`, from the registry and the ingress's
-payload limit) and the projection tables (a `*_projections.sql` migration, from the
-projections' metadata). `--check` writes nothing and names what is stale (CI runs it).
+payload limit), the projection tables (a `*_projections.sql` migration, from the
+projections' metadata) and the schema lock (`schema.lock.json`, the payload schemas of
+every event and command type, which refuses incompatible changes). `--check` writes
+nothing and names what is stale (CI runs it).
 
 The projection step is also callable on metadata of a test's own (`generate_projections`,
 `check_projections`), returning the exit code.
@@ -47,13 +49,18 @@ catalogue      supabase/functions/_shared/command_schemas.json: per command type
 projections    <migrations>/<YYYYMMDDHHMMSS>_projections.sql: the SQL between the
                state recorded in the newest such migration and the projections'
                metadata (tables, columns, indexes, readers, realtime, schema)
+schema lock    supabase/schema.lock.json: per event type its schema version and the
+               payload's JSON Schema at every version locked so far, per command type its
+               payload's JSON Schema; an incompatible change is refused (see
+               docs/event-store.md, "The schema lock")
 
 A migration is compared with the newest generated one of its kind (never edit an old
 one: generate a new one); output is deterministic, so unchanged code writes nothing.
 Exit 0 when everything was written or is current; 1 when something is stale (--check)
 or cannot be generated (a destructive projection change without --allow-destructive, a
 NOT NULL column without default on an existing table, a payload model the edge
-validator cannot express).
+validator cannot express, an event payload narrowed without a version bump and an
+upcaster, a command payload narrowed at all).
 """
 
 
@@ -71,19 +78,25 @@ validator cannot express).
               metavar="FILE",
               help="The catalogue file (default: supabase/functions/_shared/"
               "command_schemas.json).")
+@click.option("--schema-lock", "schema_lock", type=click.Path(dir_okay=False, path_type=Path),
+              default=None, metavar="FILE",
+              help="The schema lock file (default: supabase/schema.lock.json).")
 def generate(check_only: bool, allow_destructive: bool, migrations_dir: Path | None,
-             catalogue: Path | None) -> None:
+             catalogue: Path | None, schema_lock: Path | None) -> None:
     from tools.codegen.json_schemas import SCHEMAS_PATH
+    from tools.codegen.schema_lock import LOCK_PATH
 
     app = load_application()
     folder = migrations_folder(migrations_dir)
     path = catalogue if catalogue is not None else SCHEMAS_PATH
+    lock = schema_lock if schema_lock is not None else LOCK_PATH
     layouts = list(app.catalog)
     if check_only:
         codes = {
             "command types": check_command_types(folder, app.registry),
             "catalogue": check_catalogue(path, app.registry, folder),
             "projections": check_projections(folder, layouts),
+            "schema lock": check_schema_lock(lock, app.registry),
         }
     else:
         codes = {
@@ -91,6 +104,7 @@ def generate(check_only: bool, allow_destructive: bool, migrations_dir: Path | N
             "catalogue": generate_catalogue(path, app.registry, folder),
             "projections": generate_projections(folder, layouts,
                                                 allow_destructive=allow_destructive),
+            "schema lock": generate_schema_lock(lock, app.registry),
         }
     failed = [name for name, code in codes.items() if code != EXIT_OK]
     if failed and check_only:
@@ -211,6 +225,39 @@ def check_projections(folder: Path, layouts: Sequence[Layout]) -> int:
     from projections.migration_state import check
 
     result = check(folder, layouts)
+    return _verdict(result.ok, result.message)
+
+
+# -- the schema lock -------------------------------------------------------------------------
+
+
+def generate_schema_lock(path: Path, registry: Registry) -> int:
+    """The lock updated from the registry, unless a change is incompatible (nothing written)."""
+    from tools.codegen.schema_lock import LockError, display_path
+    from tools.codegen.schema_lock import generate as write
+
+    try:
+        result = write(path, registry)
+    except LockError as exc:
+        say_refusal(str(exc))
+        return EXIT_FAILED
+    if not result.written:
+        out.print(f"{display_path(path)} is current; nothing written")
+        return EXIT_OK
+    out.print(f"wrote {display_path(path)}")
+    for line in result.changes:
+        out.print(line, markup=False)
+    return EXIT_OK
+
+
+def check_schema_lock(path: Path, registry: Registry) -> int:
+    from tools.codegen.schema_lock import LockError, check
+
+    try:
+        result = check(path, registry)
+    except LockError as exc:
+        say_refusal(str(exc))
+        return EXIT_FAILED
     return _verdict(result.ok, result.message)
 
 
