@@ -63,7 +63,7 @@ async def test_an_unsupported_filter_and_an_unknown_function_are_named_in_the_er
 ) -> None:
     people = People()
     hdrs = people.headers()
-    async with http.get(f"{gateway.url}/rest/v1/stock_levels?on_hand=like.1*",
+    async with http.get(f"{gateway.url}/rest/v1/stock_levels?available=like.1*",
                         headers=hdrs) as answer:
         assert answer.status == 400
         assert "like" in (await answer.text())

@@ -38,7 +38,7 @@ async def test_supabase_js_commands_hydrates_reads_and_is_fenced_by_tenant(
     }
     assert seen["submitted"] == "processed"
     assert seen["hydrated"] == {"version": 3, "versions": [1, 2, 3]}
-    assert seen["rows"] == [{"sku": "JS-1", "on_hand": 7}]
+    assert seen["rows"] == [{"sku": "JS-1", "available": 7}]
     assert seen["foreignCommand"]["status"] == 403
     assert seen["foreignHydrate"] == {"version": 0, "events": 0}
     assert seen["foreignRows"] == []

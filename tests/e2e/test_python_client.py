@@ -93,9 +93,9 @@ async def test_commands_through_the_function_and_the_rpc_reach_the_read_model(
     assert hydrated["version"] == 3
     assert [e["version"] for e in hydrated["events"]] == [1, 2, 3]
 
-    rows = await call(lambda: a.table("stock_levels").select("sku, on_hand")
+    rows = await call(lambda: a.table("stock_levels").select("sku, available")
                       .eq("item_id", item).execute().data)
-    assert rows == [{"sku": "PY-1", "on_hand": 7}]
+    assert rows == [{"sku": "PY-1", "available": 7}]
 
 
 async def test_a_second_tenant_can_neither_command_nor_read_the_first_tenants_item(

@@ -70,7 +70,8 @@ def test_the_cut_over_sends_nothing_twice_and_skips_no_late_commit(
         sent = [append(conn, tenant, item, 1), append(conn, tenant, item, 2)]
         assert messages_per_event(conn, tenant) == dict.fromkeys(sent, 2)  # by the trigger
         # Migrated while `late` is open: it appends afterwards, under its older id.
-        assert migrate(url, settings.migrations_dir()).applied[-1].endswith(RELAY_MIGRATION)
+        applied = migrate(url, settings.migrations_dir()).applied
+        assert any(name.endswith(RELAY_MIGRATION) for name in applied)
         held = append(late, tenant, late_item, 1)
         late.commit()
         after = append(conn, tenant, item, 3)

@@ -208,8 +208,8 @@ def test_a_killed_postgres_is_restarted_and_acknowledged_commands_finish_once() 
         decided = [e for _, result in commands.values() for e in result["events"]]
         assert len(decided) == len(commands)  # one event per command
         assert sorted(decided) == sorted(events)  # each stored once, no other
-        rows: Any = c.table("stock_levels").select("on_hand").eq("item_id", item).execute().data
-        assert rows == [{"on_hand": len(commands)}]
+        rows: Any = c.table("stock_levels").select("available").eq("item_id", item).execute().data
+        assert rows == [{"available": len(commands)}]
 
         # Healthy again, `intent status` says so, naming the dev stack.
         shown = _intent_status(state, f"postgresql://postgres:postgres@127.0.0.1:{ports.db}"

@@ -462,7 +462,7 @@ header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max
 table_parameters = st.one_of(
     st.tuples(st.sampled_from(["limit", "offset"]), url_text),
     st.tuples(st.sampled_from(["select", "order"]), url_text),
-    st.tuples(st.sampled_from(["sku", "on_hand", "item_id", "name", '"sku"']),
+    st.tuples(st.sampled_from(["sku", "available", "item_id", "name", '"sku"']),
               st.tuples(st.sampled_from(["eq.", "neq.", "gt.", "lte.", "in.(", "in.", "is.",
                                          "like.", "not.eq.", ""]), url_text).map("".join)),
     st.tuples(st.sampled_from(["or", "and", "not.or", "sku.order", "columns"]), url_text),

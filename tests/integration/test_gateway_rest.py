@@ -107,11 +107,11 @@ def world(pg_cluster: LocalCluster, database_url: str) -> Iterator[World]:
         (made.tenant_b, made.items_b[0], "B-1", "secret of b", 99),
     ]
     with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
-        for tenant, item, sku, name, on_hand in rows:
+        for tenant, item, sku, name, available in rows:
             conn.execute(
-                "insert into public.stock_levels (tenant_id, item_id, sku, name, on_hand,"
+                "insert into public.stock_levels (tenant_id, item_id, sku, name, available,"
                 " event_txid, event_position) values (%s, %s, %s, %s, %s, 1, 1)",
-                (tenant, item, sku, name, on_hand))
+                (tenant, item, sku, name, available))
     yield made
     with psycopg.connect(pg_cluster.admin_url, autocommit=True) as conn:
         tenants = [made.tenant_a, made.tenant_b]
@@ -343,7 +343,7 @@ async def test_a_tenants_user_reads_only_its_tenants_rows(
     gateway: RunningGateway, world: World
 ) -> None:
     reader_a = await client_for(gateway, world.token_a)
-    seen_a = await reader_a.table("stock_levels").select("item_id,sku,on_hand").in_(
+    seen_a = await reader_a.table("stock_levels").select("item_id,sku,available").in_(
         "item_id", world.all_items).execute()
     assert sorted(r["item_id"] for r in data(seen_a)) == sorted(str(i) for i in world.items_a)
 
@@ -351,7 +351,7 @@ async def test_a_tenants_user_reads_only_its_tenants_rows(
     seen_b = await reader_b.table("stock_levels").select("*").in_(
         "item_id", world.all_items).execute()
     assert [r["item_id"] for r in data(seen_b)] == [str(world.items_b[0])]
-    assert set(data(seen_b)[0]) >= {"tenant_id", "item_id", "sku", "name", "on_hand"}
+    assert set(data(seen_b)[0]) >= {"tenant_id", "item_id", "sku", "name", "available"}
 
     asking_for_a = await reader_b.table("stock_levels").select("*").eq(
         "tenant_id", str(world.tenant_a)).execute()
@@ -378,19 +378,19 @@ async def test_filters_order_and_paging(gateway: RunningGateway, world: World) -
     mine = [str(i) for i in world.items_a]
 
     def stock() -> Any:
-        return client.table("stock_levels").select("sku,on_hand").in_("item_id", mine)
+        return client.table("stock_levels").select("sku,available").in_("item_id", mine)
 
-    assert [r["sku"] for r in data(await stock().gt("on_hand", 5).order("sku").execute())] \
+    assert [r["sku"] for r in data(await stock().gt("available", 5).order("sku").execute())] \
         == ["A-1", "A-3"]
-    assert len(data(await stock().gte("on_hand", 5).execute())) == 3
-    assert [r["sku"] for r in data(await stock().lt("on_hand", 5).execute())] == ["A-2"]
-    assert len(data(await stock().lte("on_hand", 5).execute())) == 2
+    assert len(data(await stock().gte("available", 5).execute())) == 3
+    assert [r["sku"] for r in data(await stock().lt("available", 5).execute())] == ["A-2"]
+    assert len(data(await stock().lte("available", 5).execute())) == 2
     assert len(data(await stock().neq("sku", "A-1").execute())) == 2  # null is not <> 'A-1'
-    assert [r["on_hand"] for r in data(await stock().is_("sku", None).execute())] == [5]
+    assert [r["available"] for r in data(await stock().is_("sku", None).execute())] == [5]
     descending = await stock().order("sku", desc=True, nullsfirst=True).execute()
     assert [r["sku"] for r in data(descending)] == [None, "A-3", "A-2", "A-1"]
     page = await client.table("stock_levels").select("sku", count=CountMethod.exact).in_(
-        "item_id", mine).order("on_hand").limit(2).offset(1).execute()
+        "item_id", mine).order("available").limit(2).offset(1).execute()
     assert ([r["sku"] for r in data(page)], page.count) == ([None, "A-1"], 4)
     assert [r["sku"] for r in data(await stock().eq("name", "nut").execute())] == ["A-2"]
 

@@ -44,7 +44,7 @@ async def test_inline_rows_commit_and_roll_back_with_the_append(
             events = await append(store, [registered(kept), received(kept, 2, 4)], conn=conn)
             await inline.apply(conn, events)
             inside = await conn.execute(
-                f'select on_hand from "{projection.schema_name}".stock_levels where item_id = %s',
+                f'select available from "{projection.schema_name}".stock_levels where item_id = %s',
                 (kept.aggregate_id,),
             )
             assert await inside.fetchone() == (4,)

@@ -49,11 +49,11 @@ async def poisoned_scenario(pool: AsyncConnectionPool[Conn]) -> dict[str, UUID]:
     return ids
 
 
-async def on_hand(pool: AsyncConnectionPool[Conn], command_id: UUID) -> int | None:
+async def available(pool: AsyncConnectionPool[Conn], command_id: UUID) -> int | None:
     """The stock_levels row of the item the command targeted."""
     async with pool.connection() as conn:
         row = await (await conn.execute(
-            "select s.on_hand from public.stock_levels s join intent.commands c"
+            "select s.available from public.stock_levels s join intent.commands c"
             " on c.aggregate_id = s.item_id where c.command_id = %s", (command_id,),
         )).fetchone()
     return None if row is None else int(row[0])
@@ -86,14 +86,14 @@ async def test_isolation_processes_the_others_and_holds_the_poison_until_the_las
         "b_register": "processed", "b_receive": "processed",
         "a_poison": "dispatched", "a_after": "dispatched",
     }
-    assert await on_hand(pool, ids["b_receive"]) == 5
+    assert await available(pool, ids["b_receive"]) == 5
 
     result = await worker.process(batch.batch_id, attempt=2, last_attempt=True)
     assert (result.processed, result.failed) == (1, 1)
     final = await statuses(pool, list(ids.values()))
     assert final[ids["a_poison"]] == "failed"
     assert final[ids["a_after"]] == "processed"
-    assert await on_hand(pool, ids["a_after"]) == HALF_OF_TWO_TO_THE_63 + 1
+    assert await available(pool, ids["a_after"]) == HALF_OF_TWO_TO_THE_63 + 1
     error = await failure_of(pool, ids["a_poison"])
     assert "out of range" in str(error["message"])
     assert error["attempt"] == 2

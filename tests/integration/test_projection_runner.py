@@ -164,7 +164,7 @@ async def test_a_delete_older_than_the_row_leaves_it(
         key = {"item_id": event.stream.aggregate_id}
         if event.event_id in deleting:
             return [Delete(table="stock_levels", key=key)]
-        return [Upsert(table="stock_levels", key=key, add={"on_hand": 1})]
+        return [Upsert(table="stock_levels", key=key, add={"available": 1})]
 
     projection = await made.create(fresh(STOCK_LEVELS, mode="async", handler=handler))
     events = await append(store, [registered(stream), received(stream, 2)])

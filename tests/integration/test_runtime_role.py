@@ -42,7 +42,7 @@ async def test_the_pipeline_runs_end_to_end_as_the_runtime_role(
     assert set((await statuses(runtime_pool, ids)).values()) == {"processed"}
     async with runtime_pool.connection() as conn:
         stock = await (await conn.execute(
-            "select on_hand, reserved from public.stock_levels where item_id = %s",
+            "select available, reserved from public.stock_levels where item_id = %s",
             (stream.aggregate_id,),
         )).fetchone()
     assert stock == (3, 2)

@@ -231,12 +231,12 @@ class Story:
     async def read_model(self, item: str) -> None:
         self.step("Alice reads the stock_levels read model through PostgREST")
         c = await self.client(self.alice)
-        rows = _rows((await c.table("stock_levels").select("sku,name,on_hand,reserved")
+        rows = _rows((await c.table("stock_levels").select("sku,name,available,reserved")
                       .eq("item_id", item).execute()).data)
         if len(rows) != 1:
             raise DemoStepError(f"stock_levels has {len(rows)} row(s) for the item")
         row = rows[0]
-        self.say(f"   {row['sku']} {row['name']}: on_hand {row['on_hand']} (free to sell), "
+        self.say(f"   {row['sku']} {row['name']}: available {row['available']} (free to sell), "
                  f"reserved {row['reserved']}")
 
     async def other_tenant(self, item: str) -> None:

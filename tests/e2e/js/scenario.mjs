@@ -59,7 +59,7 @@ out.submitted = (await statusOf(a, submitted.data.command_id)).status;
 const hydrated = await a.rpc("load_aggregate", { aggregate_type: "inventory.item", aggregate_id: input.item });
 out.hydrated = { version: hydrated.data?.version, versions: (hydrated.data?.events ?? []).map((e) => e.version) };
 
-const rows = await a.from("stock_levels").select("sku, on_hand").eq("item_id", input.item);
+const rows = await a.from("stock_levels").select("sku, available").eq("item_id", input.item);
 out.rows = rows.data;
 
 // Tenant B, anon and bad tokens.

@@ -125,11 +125,11 @@ class ProjectionsBench:
         )
         async with self.pool.connection() as conn:
             rows = await (await conn.execute(query, (self.tenant_id,))).fetchall()
-        on_hand = [row[4] for row in rows]
-        if len(rows) != self.plan.items or set(on_hand) != {EVENTS_PER_ITEM - 1}:
+        available = [row[4] for row in rows]
+        if len(rows) != self.plan.items or set(available) != {EVENTS_PER_ITEM - 1}:
             raise RuntimeError(
                 f"the rebuilt projection is wrong: {len(rows)} rows for {self.plan.items} "
-                f"items, on_hand values {sorted(set(on_hand))[:5]}"
+                f"items, available values {sorted(set(available))[:5]}"
             )
         return rows
 

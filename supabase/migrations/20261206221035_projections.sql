@@ -1,0 +1,167 @@
+-- Projection tables, generated from the application's projection metadata by
+-- `intent generate`. Do not edit: change the metadata and generate again.
+-- The state block records the layout this migration brings the database to; the next
+-- generation starts from the newest one, and `intent generate --check` fails when it is
+-- not the metadata's.
+--
+-- Changes:
+--   public.stock_levels: column available (bigint) is missing
+--   public.stock_levels: column on_hand (bigint) is not in the metadata
+--
+-- intent:projections-state sha256=400231449af7fcc655af842fe7de2089474c6015411ddabec37e9aa6be9bdb3a
+-- {
+--   "format": 1,
+--   "projections": [
+--     {
+--       "name": "order_summaries",
+--       "readers": [
+--         "authenticated"
+--       ],
+--       "realtime": false,
+--       "schema_name": "public",
+--       "tables": [
+--         {
+--           "columns": [
+--             {
+--               "default": null,
+--               "name": "tenant_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "order_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "item_id",
+--               "nullable": true,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "quantity",
+--               "nullable": true,
+--               "type": "integer"
+--             },
+--             {
+--               "default": "placed",
+--               "name": "status",
+--               "nullable": false,
+--               "type": "text"
+--             },
+--             {
+--               "default": null,
+--               "name": "cancel_reason",
+--               "nullable": true,
+--               "type": "text"
+--             },
+--             {
+--               "default": null,
+--               "name": "placed_at",
+--               "nullable": true,
+--               "type": "timestamptz"
+--             },
+--             {
+--               "default": null,
+--               "name": "updated_at",
+--               "nullable": true,
+--               "type": "timestamptz"
+--             }
+--           ],
+--           "indexes": [
+--             {
+--               "columns": [
+--                 "tenant_id",
+--                 "status"
+--               ],
+--               "unique": false
+--             }
+--           ],
+--           "name": "order_summaries",
+--           "primary_key": [
+--             "tenant_id",
+--             "order_id"
+--           ]
+--         }
+--       ]
+--     },
+--     {
+--       "name": "stock_levels",
+--       "readers": [
+--         "authenticated"
+--       ],
+--       "realtime": true,
+--       "schema_name": "public",
+--       "tables": [
+--         {
+--           "columns": [
+--             {
+--               "default": null,
+--               "name": "tenant_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "item_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "sku",
+--               "nullable": true,
+--               "type": "text"
+--             },
+--             {
+--               "default": null,
+--               "name": "name",
+--               "nullable": true,
+--               "type": "text"
+--             },
+--             {
+--               "default": 0,
+--               "name": "available",
+--               "nullable": false,
+--               "type": "bigint"
+--             },
+--             {
+--               "default": 0,
+--               "name": "reserved",
+--               "nullable": false,
+--               "type": "bigint"
+--             },
+--             {
+--               "default": {
+--                 "sql_function": "now()"
+--               },
+--               "name": "updated_at",
+--               "nullable": false,
+--               "type": "timestamptz"
+--             }
+--           ],
+--           "indexes": [
+--             {
+--               "columns": [
+--                 "tenant_id",
+--                 "sku"
+--               ],
+--               "unique": false
+--             }
+--           ],
+--           "name": "stock_levels",
+--           "primary_key": [
+--             "tenant_id",
+--             "item_id"
+--           ]
+--         }
+--       ]
+--     }
+--   ]
+-- }
+-- intent:projections-state end
+ALTER TABLE public.stock_levels ADD COLUMN IF NOT EXISTS available BIGINT DEFAULT 0 NOT NULL;
+ALTER TABLE public.stock_levels DROP COLUMN on_hand;
