@@ -1,9 +1,9 @@
 """The broadcast relay's step and its lag read the feed index whatever plan PostgreSQL
-caches. A plpgsql function's statements are planned with their variables as parameters
-and, after a few calls, may keep a generic plan: one that does not know where the
-checkpoint is. An idle relay calls its step many times a second, so a step that then
-scanned intent.events would cost a core on a large store (it did: 100 ms a call at half a
-million events). `plan_cache_mode = force_generic_plan` makes every call use that plan."""
+caches. A plpgsql function's statements are planned with their variables as parameters and,
+after a few calls, may keep a generic plan: one that does not know where the checkpoint is.
+An idle relay calls its step many times a second, so a step that then scanned intent.events
+would cost a core on a large store (it did: 100 ms a call at half a million events).
+`plan_cache_mode = force_generic_plan` makes every call use that plan."""
 
 from __future__ import annotations
 
@@ -12,16 +12,13 @@ from typing import Any
 import psycopg
 import pytest
 
-pytestmark = pytest.mark.integration
+from tests.support.db import table_scans
 
-EVENTS_SCANS = """
-select coalesce(seq_scan, 0), coalesce(idx_scan, 0) from pg_stat_xact_user_tables
-where relid = 'intent.events'::regclass"""
+pytestmark = pytest.mark.integration
 
 
 def scans(conn: psycopg.Connection[Any]) -> tuple[int, int]:
-    row = conn.execute(EVENTS_SCANS).fetchone()
-    return (0, 0) if row is None else (int(row[0]), int(row[1]))
+    return table_scans(conn, "intent.events")
 
 
 def test_an_idle_relay_step_and_the_lag_read_no_table_scan(

@@ -43,3 +43,11 @@ def fetch_all_sync(database_url: str, query: str, *args: Any) -> list[tuple[Any,
     """`fetch_all` on a connection of its own, for tests without an event loop."""
     with psycopg.connect(database_url) as conn:
         return conn.execute(query, args).fetchall()
+
+
+def table_scans(conn: psycopg.Connection[Any], table: str) -> tuple[int, int]:
+    """Sequential and index scans of `table` in the connection's transaction so far."""
+    row = conn.execute(
+        "select coalesce(seq_scan, 0), coalesce(idx_scan, 0) from pg_stat_xact_user_tables"
+        " where relid = %s::regclass", (table,)).fetchone()
+    return (0, 0) if row is None else (int(row[0]), int(row[1]))
