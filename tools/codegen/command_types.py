@@ -27,6 +27,7 @@ from pathlib import Path
 from domain.bounds import field_limits
 from domain.registry import Registry
 from tools.codegen.json_schemas import payload_schema
+from tools.codegen.results import CheckResult
 from tools.local.migrations import MIGRATION_NAME
 
 FILE_SUFFIX = "_command_types.sql"
@@ -95,12 +96,6 @@ class Status:
 class GenerateResult:
     written: Path | None  # None when the newest generated migration was already current
     status: Status  # as it was before writing
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    message: str
 
 
 # -- rendering ---------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ from typing import Any
 
 from domain.bounds import bounded_schema
 from domain.registry import Registry
+from tools.codegen.results import CheckResult
 from tools.local.migrations import MIGRATION_NAME
 from tools.settings import REPO_ROOT
 
@@ -70,12 +71,6 @@ _PAYLOAD_LIMIT = re.compile(
 
 class SchemaError(Exception):
     """The catalogue cannot be built; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    message: str
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from domain.registry import Registry
+from tools.codegen.results import CheckResult
 from tools.codegen.schema_compat import Narrowing, narrowings
 from tools.settings import REPO_ROOT
 
@@ -54,12 +55,6 @@ class Plan:
     document: dict[str, Any]  # what the lock says once updated
     refused: tuple[str, ...]  # one message per incompatible change
     changes: tuple[str, ...]  # one line per entry added or updated
-
-
-@dataclass(frozen=True)
-class CheckResult:
-    ok: bool
-    message: str
 
 
 @dataclass(frozen=True)
