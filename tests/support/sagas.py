@@ -25,10 +25,12 @@ from projections.shop import application
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import Pump, PumpSettings
 from pump.batches.temporal import TemporalDispatcher, build_worker
+from pump.projections.checkpoints import save_checkpoint
 from pump.sagas.contracts import SagaOutcome
-from pump.sagas.router import SagaRouter
+from pump.sagas.router import CONSUMER, SagaRouter
 from pump.sagas.worker import build_saga_worker
 from pump.store.connections import Conn
+from tests.support.feed import head
 from tests.support.pipeline import enqueue
 from tests.support.tenants import TENANT_A
 
@@ -69,6 +71,11 @@ async def saga_stack(
 ) -> AsyncIterator[Stack]:
     batches, saga_queue = f"batches-{uuid4().hex[:8]}", f"sagas-{uuid4().hex[:8]}"
     stop = asyncio.Event()
+    # The router starts at the feed's head: what earlier tests appended (the shared session
+    # feed holds every order they placed) is not this test's to route, and starting a saga
+    # for each of those took longer than the test waits.
+    async with pool.connection() as conn:
+        await save_checkpoint(conn, CONSUMER, await head(pool))
     router = HeldRouter(
         pool, env.client, registry=registry, sagas=sagas, task_queue=saga_queue,
         timer_seconds={OrderFulfilment.name: {"payment_deadline": deadline}},
