@@ -15,7 +15,7 @@ The projection step is also callable on metadata of a test's own (`generate_proj
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,6 +35,7 @@ from tools.cli.common import (
 if TYPE_CHECKING:
     from domain.registry import Registry
     from projections.sql import Layout
+    from tools.codegen.results import CheckResult
 
 HELP = """Write every generated file that no longer matches the code (or, with --check,
 name each one that does not).
@@ -150,12 +151,7 @@ def check_command_types(folder: Path, registry: Registry) -> int:
     from tools.codegen.command_types import check
     from tools.codegen.json_schemas import SchemaError
 
-    try:
-        result = check(folder, registry)
-    except SchemaError as exc:
-        say_refusal(str(exc))
-        return EXIT_FAILED
-    return _verdict(result.ok, result.message)
+    return _checked(lambda: check(folder, registry), SchemaError)
 
 
 # -- the catalogue ---------------------------------------------------------------------------
@@ -183,12 +179,7 @@ def generate_catalogue(path: Path, registry: Registry, folder: Path) -> int:
 def check_catalogue(path: Path, registry: Registry, folder: Path) -> int:
     from tools.codegen.json_schemas import SchemaError, check
 
-    try:
-        result = check(path, registry, folder)
-    except SchemaError as exc:
-        say_refusal(str(exc))
-        return EXIT_FAILED
-    return _verdict(result.ok, result.message)
+    return _checked(lambda: check(path, registry, folder), SchemaError)
 
 
 # -- the projections -------------------------------------------------------------------------
@@ -253,9 +244,14 @@ def generate_schema_lock(path: Path, registry: Registry) -> int:
 def check_schema_lock(path: Path, registry: Registry) -> int:
     from tools.codegen.schema_lock import LockError, check
 
+    return _checked(lambda: check(path, registry), LockError)
+
+
+def _checked(run: Callable[[], CheckResult], refusal: type[Exception]) -> int:
+    """Run a generator's check: its verdict, or its refusal (a file it cannot build)."""
     try:
-        result = check(path, registry)
-    except LockError as exc:
+        result = run()
+    except refusal as exc:
         say_refusal(str(exc))
         return EXIT_FAILED
     return _verdict(result.ok, result.message)
