@@ -10,11 +10,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from domain.registry import Registry
 from domain.saga import Saga, SagaRegistry
 from projections.metadata import Catalog, Projection
+
+
+class Slice(Protocol):
+    """One bounded context's declarations (e.g. the module `domain.inventory`)."""
+
+    @property
+    def registry(self) -> Registry: ...
 
 
 @dataclass(frozen=True)
@@ -28,21 +35,37 @@ class Application:
     def compose(
         cls,
         name: str,
-        registry: Registry,
+        registry: Registry | None = None,
         *,
+        slices: Iterable[Slice] = (),
         sagas: SagaRegistry | Iterable[type[Saga[Any]]] = (),
         projections: Iterable[Projection] = (),
     ) -> Application:
-        """Validate the registry and check the projections against its event types."""
+        """Compose the slices (and/or a registry of one's own) with the projections: validate
+        the registry and check the projections against its event types.
+
+        A slice is a module (or any object) with a `registry` and, when it has sagas, a
+        `SAGAS` sequence: what `intent new slice` writes, and what it lists in `slices=`."""
+        slices = list(slices)
+        if slices:
+            composed = Registry()
+            if registry is not None:
+                composed.include(registry)
+            for part in slices:
+                composed.include(part.registry)
+            registry = composed
+        elif registry is None:
+            raise TypeError("Application.compose needs slices, a registry, or both")
         registry.validate()
         catalog = Catalog(
             projections,
             event_types=registry.event_types(),
             models={name: kind.payload_model for name, kind in registry.event_types().items()},
         )
-        if not isinstance(sagas, SagaRegistry):
-            sagas = SagaRegistry(sagas)
-        return cls(name, registry, sagas, catalog)
+        saga_classes = list(sagas)
+        for part in slices:
+            saga_classes += getattr(part, "SAGAS", ())
+        return cls(name, registry, SagaRegistry(saga_classes), catalog)
 
     def code_packages(self) -> frozenset[str]:
         """The top-level packages the app's commands, events and sagas are defined in: pure

@@ -1,14 +1,19 @@
-"""The example shop's application: its slices' registry and sagas (domain.shop) and its
-projections, composed once. pyproject.toml names it: `[tool.intent] app`."""
+"""The example shop's application: its slices (each a package under domain/ with its registry
+and sagas) and its projections, composed once. pyproject.toml names it: `[tool.intent] app`.
+`intent new slice` and `intent new projection` add to the two lists below."""
 
 from __future__ import annotations
 
-from domain.shop import registry, sagas
+from domain import inventory, orders
 from projections.application import Application
 from projections.inventory import STOCK_LEVELS
 from projections.orders import ORDER_SUMMARIES
 
 application = Application.compose(
-    "shop", registry, sagas=sagas, projections=[STOCK_LEVELS, ORDER_SUMMARIES]
+    "shop",
+    slices=[inventory, orders],
+    projections=[STOCK_LEVELS, ORDER_SUMMARIES],
 )
+registry = application.registry
+sagas = application.sagas
 catalog = application.catalog

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -18,6 +20,21 @@ LOCAL_SUPERUSER = "supabase_admin"
 
 class SettingsError(Exception):
     """A setting in the environment is unusable; the message says which and why."""
+
+
+def project_config(start: Path | None = None) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest pyproject.toml at or above `start` (default: the working directory) with a
+    `[tool.intent]` table: the project's folder and that table; None when there is none."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        pyproject = folder / "pyproject.toml"
+        if not pyproject.is_file():
+            continue
+        with pyproject.open("rb") as fh:
+            table = tomllib.load(fh).get("tool", {}).get("intent")
+        if isinstance(table, dict):
+            return folder, table
+    return None
 
 
 def state_dir() -> Path:

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.shop import registry
+from projections.shop import registry
 from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn, open_pool
 from pump.store.events import PostgresEventStore

@@ -11,7 +11,7 @@ from domain.contracts import Command, Metadata, StreamId
 from domain.decider import Loaded, decide, rehydrate
 from domain.errors import ConcurrencyError, InvalidEvent, UnknownEventType
 from domain.inventory import Item, ItemState
-from domain.shop import registry
+from projections.shop import registry
 from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn
 from pump.store.replay import PAGE

@@ -10,7 +10,7 @@ from domain.contracts import StreamId
 from domain.decider import evolve_all
 from domain.errors import ConcurrencyError
 from domain.inventory import Item
-from domain.shop import registry
+from projections.shop import registry
 from pump.store.aggregates import AggregateRepository
 from pump.store.appends import InvalidAppend
 from pump.store.connections import Conn

@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.shop import registry
+from projections.shop import registry
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import Pump, PumpSettings
 from pump.store.commands import PostgresCommandStore

@@ -20,7 +20,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from domain.contracts import Metadata
-from domain.shop import registry
+from projections.shop import registry
 from pump.store.connections import Conn
 from tests.support.builders import TRACEPARENT
 from tests.support.db import fetch_all

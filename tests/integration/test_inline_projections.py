@@ -12,10 +12,10 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from domain.contracts import Event
-from domain.shop import registry
 from projections.errors import ProjectionError, StaleWriteError
 from projections.inventory import STOCK_LEVELS
 from projections.metadata import Column, Op, Table, Upsert
+from projections.shop import registry
 from pump.projections.inline import InlineProjections
 from pump.projections.rebuild import Rebuilder
 from pump.store.connections import Conn

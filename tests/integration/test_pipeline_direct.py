@@ -15,7 +15,7 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.shop import registry
+from projections.shop import registry
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import DirectDispatcher, Pump, PumpSettings
 from pump.store.commands import PostgresCommandStore

@@ -14,8 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.contracts import StreamId
 from domain.inventory import Item
-from domain.shop import registry
 from projections.inventory import STOCK_LEVELS
+from projections.shop import registry
 from pump.batches.processor import BatchProcessor
 from pump.projections.rebuild import FoldPath, Rebuilder
 from pump.store.aggregates import AggregateRepository

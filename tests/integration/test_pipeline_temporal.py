@@ -11,7 +11,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 from temporalio.testing import WorkflowEnvironment
 
-from domain.shop import registry
+from projections.shop import registry
 from pump.batches.contracts import BatchRequest, workflow_id
 from pump.batches.processor import BatchProcessor
 from pump.batches.temporal import TemporalDispatcher, build_worker

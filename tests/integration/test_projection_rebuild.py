@@ -17,11 +17,11 @@ from pydantic import BaseModel
 
 from domain.contracts import Event
 from domain.feed import FeedPosition
-from domain.shop import registry
 from projections.ddl import projection_ddl
 from projections.inventory import STOCK_LEVELS, stock_levels_rules
 from projections.metadata import Op, Projection, Upsert
 from projections.orders import ORDER_SUMMARIES
+from projections.shop import registry
 from projections.sql import PUBLICATION
 from pump.projections.rebuild import (
     Rebuilder,

@@ -27,12 +27,12 @@ from pydantic import BaseModel
 
 from domain.contracts import Event, Metadata, StreamId
 from domain.feed import FeedPosition
-from domain.shop import registry
 from projections.apply import Applier
 from projections.ddl import projection_ddl, table_ddl
 from projections.inventory import STOCK_LEVELS
 from projections.metadata import Column, Delete, Op, SqlFunction, Table, Upsert
 from projections.orders import ORDER_SUMMARIES
+from projections.shop import registry
 from pump.projections.pages import CHUNK, read_feed
 from pump.projections.rebuild import Rebuilder
 from pump.projections.runner import ProjectionRunner

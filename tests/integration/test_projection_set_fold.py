@@ -16,12 +16,12 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.contracts import Event, Metadata, StreamId
 from domain.feed import FeedPosition
-from domain.shop import registry
 from projections.inventory import STOCK_LEVELS
 from projections.metadata import Catalog, Column, Projection, Table
 from projections.orders import ORDER_SUMMARIES
 from projections.rules import AGGREGATE_ID, OCCURRED_AT, On, Rules, literal, neg, payload
 from projections.set_fold import unsupported
+from projections.shop import registry
 from pump.projections import rebuild as rebuild_module
 from pump.projections import runner as runner_module
 from pump.projections.rebuild import Rebuilder, RebuildError, rebuild_consumer

@@ -10,9 +10,8 @@ import psycopg
 import pytest
 from psycopg_pool import AsyncConnectionPool
 
-from domain.shop import registry
 from projections.roles import RUNTIME_ROLE
-from projections.shop import catalog
+from projections.shop import catalog, registry
 from pump.observability.gauges import read_held_back
 from pump.projections.runner import ProjectionRunner
 from pump.store.commands import PostgresCommandStore

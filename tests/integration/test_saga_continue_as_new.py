@@ -31,8 +31,7 @@ from domain.saga import (
     saga_command_id,
     saga_workflow_id,
 )
-from domain.shop import registry, sagas
-from projections.shop import application
+from projections.shop import application, registry, sagas
 from pump.sagas.contracts import SAGA_EVENT_SIGNAL, SagaStart
 from pump.sagas.worker import build_saga_worker
 from pump.sagas.workflow import SagaWorkflow

@@ -14,7 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.contracts import StreamId
 from domain.inventory import Item
 from domain.orders import Order
-from domain.shop import registry
+from projections.shop import registry
 from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn
 from tests.support.pipeline import enqueue, statuses, wait_terminal

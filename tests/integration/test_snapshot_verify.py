@@ -16,7 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from domain.contracts import Snapshot, StreamId
 from domain.decider import rehydrate, take_snapshot
 from domain.inventory import Item
-from domain.shop import registry
+from projections.shop import registry
 from pump.store.aggregates import AggregateRepository
 from pump.store.connections import Conn
 from tests.support.db import execute

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from domain.contracts import StreamId
 from domain.inventory import Item
-from domain.shop import registry
+from projections.shop import registry
 from pump.batches.processor import BatchProcessor
 from pump.store.aggregates import AggregateRepository
 from pump.store.commands import PostgresCommandStore

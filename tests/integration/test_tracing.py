@@ -31,8 +31,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.contracts import StreamId
 from domain.orders import OrderFulfilment
 from domain.saga import saga_command_id
-from domain.shop import registry, sagas
-from projections.shop import application, catalog
+from projections.shop import application, catalog, registry, sagas
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import Pump, PumpSettings
 from pump.batches.temporal import TemporalDispatcher, build_worker

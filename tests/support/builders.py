@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 from domain.contracts import Command, Event, Metadata, StreamId
 from domain.decider import Loaded, decide, evolve_all, rehydrate
 from domain.inventory import Item, ItemState
-from domain.shop import registry
+from projections.shop import registry
 
 TENANT = UUID("00000000-0000-4000-8000-000000000001")
 OTHER_TENANT = UUID("00000000-0000-4000-8000-000000000002")

@@ -17,8 +17,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from domain.contracts import Metadata, StreamId
 from domain.registry import Registry
-from domain.shop import registry
-from projections.shop import catalog
+from projections.shop import catalog, registry
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import DirectDispatcher, Pump, PumpSettings
 from pump.batches.temporal import TemporalDispatcher, build_worker

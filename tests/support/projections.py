@@ -16,10 +16,10 @@ from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel
 
 from domain.contracts import Event
-from domain.shop import registry
 from projections import migration_state
 from projections.ddl import projection_ddl
 from projections.metadata import Column, Index, Op, Projection, Table
+from projections.shop import registry
 from pump.projections.runner import ProjectionRunner
 from pump.store.connections import Conn
 from tests.support.feed import start_at_head

@@ -20,8 +20,7 @@ from temporalio.testing import WorkflowEnvironment
 from domain.contracts import Event, StreamId
 from domain.orders import OrderFulfilment
 from domain.saga import saga_command_id, saga_workflow_id
-from domain.shop import registry, sagas
-from projections.shop import application
+from projections.shop import application, registry, sagas
 from pump.batches.processor import BatchProcessor
 from pump.batches.pump import Pump, PumpSettings
 from pump.batches.temporal import TemporalDispatcher, build_worker

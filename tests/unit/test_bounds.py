@@ -21,7 +21,7 @@ from domain.bounds import (
 )
 from domain.contracts import Command, Metadata
 from domain.errors import InvalidCommand
-from domain.shop import registry
+from projections.shop import registry
 from tools.codegen.json_schemas import payload_schema
 
 

@@ -15,7 +15,7 @@ from pydantic import BaseModel, Field
 
 from domain.aggregate import Aggregate
 from domain.registry import Registry
-from domain.shop import registry as app_registry
+from projections.shop import registry as app_registry
 from tools.cli.generate import check_command_types, generate_command_types
 from tools.cli.generate import generate as generate_command
 from tools.codegen.command_types import (

@@ -22,7 +22,7 @@ from domain.decider import (
 from domain.errors import BadInput, DomainRejection, InvalidCommand, InvalidEvent, InvalidSnapshot
 from domain.inventory import Item, ItemState
 from domain.registry import Registry
-from domain.shop import registry as app_registry
+from projections.shop import registry as app_registry
 from tests.support.builders import (
     NOW,
     OTHER_TENANT,

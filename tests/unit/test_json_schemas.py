@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.aggregate import Aggregate
 from domain.registry import Registry
-from domain.shop import registry
+from projections.shop import registry
 from tools import settings
 from tools.cli.generate import check_catalogue, generate_catalogue
 from tools.cli.generate import generate as generate_command

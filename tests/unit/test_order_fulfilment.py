@@ -31,8 +31,8 @@ from domain.saga import (
     StartTimer,
     saga_command_id,
 )
-from domain.shop import registry
 from domain.testing import saga_scenarios
+from projections.shop import registry
 
 
 def placed() -> tuple[OrderPlaced, FulfilmentState]:

@@ -21,10 +21,10 @@ from hypothesis import strategies as st
 from pydantic import BaseModel
 
 from domain.contracts import Event, Metadata, StreamId
-from domain.shop import registry
 from projections.apply import Applier
 from projections.errors import HandlerError, InvalidOpError, ProjectionError
 from projections.metadata import Column, Delete, Op, Projection, SqlFunction, Table, Upsert
+from projections.shop import registry
 from projections.writes import ADD, SET, RowWrite, WritePlan
 from pump.projections.pages import fewer_collections
 

@@ -14,7 +14,7 @@ from domain.contracts import Event
 from domain.decider import rehydrate, snapshot_due, take_snapshot
 from domain.errors import DomainRejection
 from domain.inventory import Item, ItemState
-from domain.shop import registry
+from projections.shop import registry
 from tests.support.builders import StockItem
 
 ORDERS = [UUID(int=n) for n in range(1, 5)]  # a few orders, so that they collide

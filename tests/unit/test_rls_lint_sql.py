@@ -346,9 +346,9 @@ def test_cli_lints_the_repos_migrations_clean() -> None:
 def test_cli_lints_the_apps_generated_projection_sql_clean() -> None:
     result = CliRunner().invoke(rls, ["lint", "--projection", "all", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["sources"] == [
-        "projection:order_summaries", "projection:stock_levels"
-    ]
+    assert json.loads(result.stdout)["sources"] == sorted(
+        f"projection:{projection.name}" for projection in catalog)
+    assert "projection:stock_levels" in json.loads(result.stdout)["sources"]
 
 
 def test_cli_refuses_a_database_url_with_sql() -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from domain.aggregate import Aggregate
 from domain.registry import Registry
-from domain.shop import registry as shop_registry
+from projections.shop import registry as shop_registry
 from tools.cli.generate import check_schema_lock, generate_schema_lock
 from tools.cli.generate import generate as generate_command
 from tools.codegen.schema_compat import narrowings

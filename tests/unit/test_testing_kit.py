@@ -17,8 +17,8 @@ from domain.inventory.events import ItemRegistered, StockReceived, StockReserved
 from domain.orders import FulfilmentState, OrderCancelled, OrderFulfilment, OrderPaid, OrderPlaced
 from domain.orders.fulfilment import PAYMENT_DEADLINE
 from domain.saga import Action, IssueCommand, StartTimer
-from domain.shop import registry
 from domain.testing import ScenarioError, Stored, saga_scenarios, scenarios
+from projections.shop import registry
 
 given = scenarios(registry)
 ITEM, ORDER = UUID(int=1), UUID(int=2)

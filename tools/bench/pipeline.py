@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from psycopg_pool import AsyncConnectionPool
 
-from domain.shop import registry
+from projections.shop import registry
 from pump.batches.processor import BatchProcessor
 from pump.store.connections import Conn
 from tools.bench.database import BenchError

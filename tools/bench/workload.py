@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 
 from domain.contracts import Event, Metadata, StreamId
 from domain.inventory import Item
-from domain.shop import registry
+from projections.shop import registry
 
 REGISTERED = "inventory.item_registered"
 RECEIVED = "inventory.stock_received"

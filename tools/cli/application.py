@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import importlib
 import os
-import tomllib
 from functools import cache
 from pathlib import Path
 
 from projections.application import Application
+from tools import settings
 
 ENV = "INTENT_APP"
 
@@ -26,16 +26,10 @@ def configured_spec(start: Path | None = None) -> str:
     spec = os.environ.get(ENV, "").strip()
     if spec:
         return spec
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        pyproject = folder / "pyproject.toml"
-        if not pyproject.is_file():
-            continue
-        with pyproject.open("rb") as fh:
-            config = tomllib.load(fh)
-        app = config.get("tool", {}).get("intent", {}).get("app")
-        if isinstance(app, str) and app.strip():
-            return app.strip()
+    found = settings.project_config(start)
+    app = found[1].get("app") if found else None
+    if isinstance(app, str) and app.strip():
+        return app.strip()
     raise ApplicationError(
         "no application is configured: set [tool.intent] app = \"module:attribute\" in "
         f"pyproject.toml, or {ENV}"

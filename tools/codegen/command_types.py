@@ -2,7 +2,7 @@
 
 `public.submit_command` accepts a command only when its type is in `intent.command_types`,
 and only from the roles listed there; it reads the target aggregate's type and the payload
-field naming it from the same row. The registry (`domain.shop.registry`) is the single source
+field naming it from the same row. The registry (`projections.shop.registry`) is the single source
 of truth, so the table is never edited by hand: this module renders the registry's command
 types as a migration that replaces the whole table, and tells whether the newest such
 migration still matches the registry.

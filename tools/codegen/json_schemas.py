@@ -7,7 +7,7 @@ payload size limit the SQL ingress enforces. This module renders all of that as 
 file (`supabase/functions/_shared/command_schemas.json`) and tells whether the file on disk
 still matches.
 
-Sources of truth, one each: the registry (`domain.shop.registry`) for the command types, and
+Sources of truth, one each: the registry (`projections.shop.registry`) for the command types, and
 the newest migration defining `public.submit_command` for the size limit (its
 `max_payload_bytes` constant), so the limit is never written down twice.
 

@@ -20,7 +20,7 @@ from supabase import AsyncClient, AsyncClientOptions, acreate_client
 from supabase_functions.errors import FunctionsHttpError
 
 from domain.inventory import Item, ItemState
-from domain.shop import registry
+from projections.shop import registry
 from tools.client import LiveAggregate, StreamEvent
 from tools.client.hydration import channel_options
 from tools.local.dev.stack import DEMO_TENANT_ID

@@ -8,6 +8,9 @@ Fixtures, each started only when a test asks for it:
   intent_pool           an async pool on it, once per session
   intent_projections    a ProjectionKit (tools/testing/projections.py) for the application
                         pyproject.toml names, its copies dropped after the test
+
+It declares the `integration` marker (tests that need the real database), which the tests
+`intent new` writes carry, so a project with --strict-markers need not declare it.
 """
 
 from __future__ import annotations
@@ -21,6 +24,11 @@ from pump.store.connections import Conn, open_pool
 from tools.cli.application import load_application
 from tools.local.cluster import LocalCluster, scratch_cluster
 from tools.testing.projections import ProjectionKit
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "integration: needs a real PostgreSQL (Intent's plugin starts one)")
 
 
 @pytest.fixture(scope="session")

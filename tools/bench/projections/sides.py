@@ -14,8 +14,8 @@ from psycopg_pool import AsyncConnectionPool
 from rich.progress import Progress
 
 from domain.feed import START, FeedPosition
-from domain.shop import registry
 from projections.ddl import projection_ddl, table_ddl
+from projections.shop import registry
 from pump.projections.checkpoints import save_checkpoint
 from pump.projections.rebuild import FoldPath, Rebuilder, rebuild_consumer
 from pump.projections.runner import ProjectionRunner

@@ -1,0 +1,103 @@
+"""`intent new slice` and `intent new projection` in a copy of the repository, as a slice
+author runs them: the files are written and registered, `intent generate` has run, the
+written tests pass, ruff and mypy find nothing; a second run refuses to overwrite and an
+invalid name is bad usage, each leaving the project as it was."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.repo_copy import RepoCopy, repo_copy
+
+pytestmark = pytest.mark.integration
+
+SLICE_FILES = ["domain/tickets/__init__.py", "domain/tickets/commands.py",
+               "domain/tickets/events.py", "domain/tickets/ticket.py",
+               "tests/unit/test_tickets.py"]
+PROJECTION_FILES = ["projections/ticket_board.py", "tests/integration/test_ticket_board.py"]
+
+
+@pytest.fixture(scope="module")
+def project() -> Iterator[RepoCopy]:
+    with repo_copy() as copy:
+        yield copy
+
+
+@pytest.fixture(scope="module")
+def scaffolded(project: RepoCopy) -> RepoCopy:
+    made = project.intent("new", "slice", "tickets")
+    assert made.returncode == 0, made.stdout + made.stderr
+    made = project.intent("new", "projection", "ticket_board", "--slice", "tickets")
+    assert made.returncode == 0, made.stdout + made.stderr
+    return project
+
+
+def test_a_new_slice_and_projection_are_written_and_registered(scaffolded: RepoCopy) -> None:
+    for name in SLICE_FILES + PROJECTION_FILES:
+        assert (scaffolded.root / name).is_file(), name
+    shop = (scaffolded.root / "projections/shop.py").read_text()
+    assert "from domain import inventory, orders, tickets" in shop
+    assert "slices=[inventory, orders, tickets]" in shop
+    assert "from projections.ticket_board import TICKET_BOARD" in shop
+    assert "projections=[STOCK_LEVELS, ORDER_SUMMARIES, TICKET_BOARD]" in shop
+
+
+def test_generate_has_run_for_them(scaffolded: RepoCopy) -> None:
+    migrations = "".join(path.read_text() for path in
+                         (scaffolded.root / "supabase/migrations").glob("*.sql"))
+    assert "tickets.create_ticket" in migrations
+    assert "CREATE TABLE public.ticket_board (" in migrations
+    lock = (scaffolded.root / "supabase/schema.lock.json").read_text()
+    assert "tickets.ticket_created" in lock
+    checked = scaffolded.intent("generate", "--check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+def test_the_written_tests_pass_on_the_framework(scaffolded: RepoCopy) -> None:
+    ran = scaffolded.python("-m", "pytest", "-q", "-p", "no:cacheprovider",
+                            "tests/unit/test_tickets.py", "tests/integration/test_ticket_board.py")
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "5 passed" in ran.stdout
+
+
+def test_what_it_writes_is_lint_and_type_clean(scaffolded: RepoCopy) -> None:
+    written = [*SLICE_FILES, *PROJECTION_FILES, "projections/shop.py"]
+    linted = scaffolded.run([str(scaffolded.root / ".venv/bin/ruff"), "check", *written])
+    assert linted.returncode == 0, linted.stdout
+    typed = scaffolded.run([str(scaffolded.root / ".venv/bin/mypy"), *written])
+    assert typed.returncode == 0, typed.stdout
+
+
+def test_a_second_run_refuses_to_overwrite_and_changes_nothing(scaffolded: RepoCopy) -> None:
+    before = {name: (scaffolded.root / name).read_text()
+              for name in [*SLICE_FILES, "projections/shop.py"]}
+    again = scaffolded.intent("new", "slice", "tickets")
+    assert again.returncode == 1
+    assert "not overwriting" in again.stderr
+    assert "domain/tickets" in again.stderr
+    again = scaffolded.intent("new", "projection", "ticket_board", "--slice", "tickets")
+    assert again.returncode == 1
+    assert "not overwriting" in again.stderr
+    assert before == {name: (scaffolded.root / name).read_text() for name in before}
+
+
+@pytest.mark.parametrize(("args", "says"), [
+    (["slice", "Tickets"], "lower-case words"),
+    (["slice", "class"], "Python keyword"),
+    (["slice", "pg_things"], "reserved"),
+    (["slice", "desks", "--aggregate", "desk"], "PascalCase"),
+    (["projection", "Board", "--slice", "tickets"], "lower-case words"),
+])
+def test_an_invalid_name_is_bad_usage(project: RepoCopy, args: list[str], says: str) -> None:
+    refused = project.intent("new", *args)
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert says in refused.stderr
+
+
+def test_a_projection_of_an_unknown_slice_is_refused(project: RepoCopy) -> None:
+    refused = project.intent("new", "projection", "board", "--slice", "nothing_here")
+    assert refused.returncode == 1
+    assert "cannot import domain.nothing_here" in refused.stderr
+    assert not (project.root / "projections/board.py").exists()
