@@ -49,8 +49,14 @@ def test_generate_has_run_for_them(scaffolded: RepoCopy) -> None:
                          (scaffolded.root / "supabase/migrations").glob("*.sql"))
     assert "tickets.create_ticket" in migrations
     assert "CREATE TABLE public.ticket_board (" in migrations
-    lock = (scaffolded.root / "supabase/schema.lock.json").read_text()
-    assert "tickets.ticket_created" in lock
+    # The lock waits for the author's own first generate (the events are a draft until then).
+    assert "tickets." not in (scaffolded.root / "supabase/schema.lock.json").read_text()
+    checked = scaffolded.intent("generate", "--check")
+    assert checked.returncode == 1
+    assert "stale: schema lock" in checked.stderr
+    locked = scaffolded.intent("generate")
+    assert locked.returncode == 0, locked.stdout + locked.stderr
+    assert "tickets.ticket_created" in (scaffolded.root / "supabase/schema.lock.json").read_text()
     checked = scaffolded.intent("generate", "--check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 

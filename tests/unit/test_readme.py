@@ -26,7 +26,8 @@ import click
 import pytest
 from click.testing import CliRunner
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.docs import REPO, Block, fenced_blocks, prose, shown
+
 README = REPO / "README.md"
 PAGES = sorted((REPO / "docs").glob("*.md"))
 DOCUMENTS = [README, *PAGES]
@@ -37,56 +38,6 @@ LANGUAGES = {"python", "bash", "sh", "toml", "text", "js", "ts", "mermaid", "jso
 SHELL = {"bash", "sh"}
 # Subcommands of the `run` script itself rather than of `intent`.
 RUN_SCRIPT_ONLY = {"setup"}
-
-
-@dataclass(frozen=True)
-class Block:
-    path: Path
-    line: int  # of the opening fence, 1-based
-    language: str
-    code: str
-
-    @property
-    def where(self) -> str:
-        return f"{shown(self.path)}:{self.line}"
-
-
-def shown(path: Path) -> str:
-    return str(path.relative_to(REPO)) if path.is_relative_to(REPO) else str(path)
-
-
-def fenced_blocks(path: Path) -> list[Block]:
-    """Every fenced block of a Markdown file, its indentation (inside a list item) removed."""
-    blocks: list[Block] = []
-    lines = path.read_text(encoding="utf-8").splitlines()
-    opening: tuple[int, str, str, str] | None = None  # line, indent, fence, language
-    body: list[str] = []
-    for number, line in enumerate(lines, 1):
-        stripped = line.lstrip(" ")
-        indent = line[: len(line) - len(stripped)]
-        if opening is None:
-            found = re.match(r"(`{3,}|~{3,})\s*([^`\s]*)", stripped)
-            if found:
-                opening, body = (number, indent, found.group(1), found.group(2)), []
-            continue
-        start, block_indent, fence, language = opening
-        if stripped.startswith(fence) and not stripped[len(fence):].strip():
-            blocks.append(Block(path, start, language, "\n".join(body) + "\n"))
-            opening = None
-        else:
-            body.append(line[len(block_indent):] if line.startswith(block_indent) else line)
-    assert opening is None, f"{shown(path)}:{opening[0]}: a fence is never closed"
-    return blocks
-
-
-def prose(path: Path) -> str:
-    """The file's text with its fenced blocks blanked (line numbers kept)."""
-    lines = path.read_text(encoding="utf-8").splitlines()
-    for block in fenced_blocks(path):
-        last = block.line + block.code.count("\n")
-        for index in range(block.line - 1, min(last, len(lines))):
-            lines[index] = ""
-    return "\n".join(lines)
 
 
 # -- Python ------------------------------------------------------------------------------
@@ -120,7 +71,10 @@ def run_python(blocks: Sequence[Block], namespace: dict[str, Any]) -> None:
 
 
 def python_blocks(path: Path) -> list[Block]:
-    return [block for block in fenced_blocks(path) if block.language == "python"]
+    """The Python a reader runs (not a file's whole content: the tutorial's `file=` blocks,
+    which tests/integration/test_tutorial.py writes into a copy of the repository)."""
+    return [block for block in fenced_blocks(path)
+            if block.language == "python" and block.file is None]
 
 
 def test_every_fence_names_a_known_language() -> None:
@@ -296,13 +250,24 @@ _SOURCE_FOLDERS = ("domain", "projections", "pump", "tools", "tests", "supabase"
 _PATH = re.compile(rf"`((?:{'|'.join(_SOURCE_FOLDERS)})/[\w./*-]*)`")
 
 
+def created_by(path: Path) -> set[str]:
+    """The files a page's `file=` blocks write (the tutorial's), and their folders."""
+    made: set[str] = set()
+    for block in fenced_blocks(path):
+        if block.file is not None:
+            made.add(block.file)
+            made |= {str(parent) for parent in Path(block.file).parents if str(parent) != "."}
+    return made
+
+
 def test_every_repository_path_named_exists() -> None:
     missing: list[str] = []
     for path in DOCUMENTS:
         text = prose(path)
+        made = created_by(path)
         for match in _PATH.finditer(text):
             named = match.group(1).rstrip("/")
-            if not any(REPO.glob(named)):
+            if not any(REPO.glob(named)) and named not in made:
                 line = text.count("\n", 0, match.start()) + 1
                 missing.append(f"{shown(path)}:{line}: {match.group(1)}")
     assert not missing, f"paths that are not in the repository: {missing}"

@@ -82,8 +82,12 @@ upcaster, a command payload narrowed at all).
 @click.option("--schema-lock", "schema_lock", type=click.Path(dir_okay=False, path_type=Path),
               default=None, metavar="FILE",
               help="The schema lock file (default: supabase/schema.lock.json).")
+@click.option("--no-lock", "skip_lock", is_flag=True,
+              help="Write the other three and leave the schema lock as it is (`intent new` "
+              "does: a new slice's schemas are locked by the first generate after its "
+              "author made them theirs).")
 def generate(check_only: bool, allow_destructive: bool, migrations_dir: Path | None,
-             catalogue: Path | None, schema_lock: Path | None) -> None:
+             catalogue: Path | None, schema_lock: Path | None, skip_lock: bool) -> None:
     from tools.codegen.json_schemas import SCHEMAS_PATH
     from tools.codegen.schema_lock import LOCK_PATH
 
@@ -105,8 +109,9 @@ def generate(check_only: bool, allow_destructive: bool, migrations_dir: Path | N
             "catalogue": generate_catalogue(path, app.registry, folder),
             "projections": generate_projections(folder, layouts,
                                                 allow_destructive=allow_destructive),
-            "schema lock": generate_schema_lock(lock, app.registry),
         }
+        if not skip_lock:
+            codes["schema lock"] = generate_schema_lock(lock, app.registry)
     failed = [name for name, code in codes.items() if code != EXIT_OK]
     if failed and check_only:
         say_refusal(f"stale: {', '.join(failed)}; run `intent generate` to write them")

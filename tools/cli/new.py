@@ -19,9 +19,10 @@ from tools.scaffold.project import Project, ProjectError
 from tools.scaffold.wiring import WiringError
 
 CONTEXT = {"help_option_names": ["-h", "--help"]}
-EXIT_CODES = """Exit codes: 0 written and generated; 1 a file it would write exists (nothing is
-written), the application cannot be edited, or `intent generate` failed afterwards;
-2 bad usage (an invalid name); 3 no project or application configured."""
+EXIT_CODES = """Exit codes: 0 written and generated (all but the schema lock); 1 a file it
+would write exists (nothing is written), the application cannot be edited, or `intent
+generate` failed afterwards; 2 bad usage (an invalid name); 3 no project or application
+configured."""
 
 
 @click.group("new", cls=Group, context_settings=CONTEXT)
@@ -129,13 +130,15 @@ def _write(project: Project, plan: Plan) -> list[str]:
 
 
 def _generate(project: Project) -> None:
-    """`intent generate` in a process of its own: it imports the application afresh, now
-    with what was just written."""
-    out.print("running     intent generate")
+    """`intent generate --no-lock` in a process of its own (it imports the application
+    afresh, with what was just written). The schema lock is left alone: the scaffold's
+    events are a draft until their author has made them theirs and runs `intent generate`,
+    which locks them (the next steps say so)."""
+    out.print("running     intent generate --no-lock")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         filter(None, [str(project.root), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "tools.cli", "generate"], cwd=project.root,
-                          env=env, check=False)
+    done = subprocess.run([sys.executable, "-m", "tools.cli", "generate", "--no-lock"],
+                          cwd=project.root, env=env, check=False)
     if done.returncode != 0:
         refuse("intent generate failed (above); the files are written: fix and run "
                "`intent generate` again", EXIT_FAILED)

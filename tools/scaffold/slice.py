@@ -48,7 +48,7 @@ def next_steps(project: Project, names: SliceNames) -> list[str]:
         f"decide and evolve in {package}/{names.module}.py; names, versions and roles in "
         f"{package}/__init__.py",
         f"run its tests: .venv/bin/pytest {test}",
-        "after each change: ./run generate (the allow-list, the edge function's schemas, "
-        "the schema lock)",
+        "then ./run generate: the allow-list, the edge function's schemas, and the schema "
+        "lock, which from then on refuses an incompatible event change without a new version",
         f"add a read model: ./run new projection {names.slice}_view --slice {names.slice}",
     ]
