@@ -11,16 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.support.dev import STOP_SECONDS, Ports
+from tests.support.dev import STOP_SECONDS, DevRun, Ports
 from tests.support.docs import REPO, Block, fenced_blocks
 from tests.support.processes import alive, public_tempdir, stop
 from tests.support.repo_copy import RepoCopy, repo_copy
@@ -50,32 +49,16 @@ def test_the_tutorial_has_the_steps_this_test_follows() -> None:
     assert [b.options.get("until") for b in found if "keep-running" in b.options] == ["API URL:"]
 
 
-class Background:
-    """A keep-running block: its output collected by a thread, its process group stopped
-    at the end by PID."""
-
-    def __init__(self, block: Block, copy: RepoCopy, env: dict[str, str]) -> None:
-        self.block = block
-        self.lines: list[str] = []
-        self.proc = subprocess.Popen(
-            ["bash", "-c", f"exec {block.code.strip()}"], cwd=copy.root, env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True)
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_ready(self) -> None:
-        until = self.block.options["until"]
-        deadline = time.monotonic() + READY_SECONDS
-        while not any(until in line for line in self.lines):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"{self.block.where}: no {until!r} (exit {self.proc.poll()}):\n"
-                            + "\n".join(self.lines[-60:]))
-            time.sleep(0.2)
+def start_in_background(block: Block, copy: RepoCopy, env: dict[str, str]) -> DevRun:
+    """A keep-running block, its output collected line by line; ready once it prints the
+    block's `until=` line."""
+    proc = subprocess.Popen(
+        ["bash", "-c", f"exec {block.code.strip()}"], cwd=copy.root, env=env,
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True)
+    run = DevRun(proc)
+    run.wait_for(re.escape(block.options["until"]), READY_SECONDS)
+    return run
 
 
 @contextlib.contextmanager
@@ -109,15 +92,14 @@ def run_shell(copy: RepoCopy, block: Block, env: dict[str, str]) -> str:
 
 def test_a_clean_copy_following_the_tutorial_gets_a_live_tickets_slice() -> None:
     with repo_copy() as copy, stack_env(copy) as (env, state):
-        started: list[Background] = []
+        started: list[DevRun] = []
         said = ""
         try:
             for block in steps():
                 if block.file is not None:
                     write(copy, block)
                 elif "keep-running" in block.options:
-                    started.append(Background(block, copy, env))
-                    started[-1].wait_ready()
+                    started.append(start_in_background(block, copy, env))
                 else:
                     said = run_shell(copy, block, env)
             # The last step, watch.mjs, saw the inserted row and then the saga's escalation.
