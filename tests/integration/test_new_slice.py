@@ -13,23 +13,25 @@ from tests.support.repo_copy import RepoCopy, repo_copy
 
 pytestmark = pytest.mark.integration
 
-SLICE_FILES = ["domain/tickets/__init__.py", "domain/tickets/commands.py",
-               "domain/tickets/events.py", "domain/tickets/ticket.py",
-               "tests/unit/test_tickets.py"]
-PROJECTION_FILES = ["projections/ticket_board.py", "tests/integration/test_ticket_board.py"]
+SLICE_FILES = ["domain/widgets/__init__.py", "domain/widgets/commands.py",
+               "domain/widgets/events.py", "domain/widgets/widget.py",
+               "tests/unit/test_widgets.py"]
+PROJECTION_FILES = ["projections/widget_board.py", "tests/integration/test_widget_board.py"]
 
 
 @pytest.fixture(scope="module")
 def project() -> Iterator[RepoCopy]:
     with repo_copy() as copy:
+        # A name no slice of the project has (the tutorial's tickets may be there).
+        assert not (copy.root / "domain/widgets").exists()
         yield copy
 
 
 @pytest.fixture(scope="module")
 def scaffolded(project: RepoCopy) -> RepoCopy:
-    made = project.intent("new", "slice", "tickets")
+    made = project.intent("new", "slice", "widgets")
     assert made.returncode == 0, made.stdout + made.stderr
-    made = project.intent("new", "projection", "ticket_board", "--slice", "tickets")
+    made = project.intent("new", "projection", "widget_board", "--slice", "widgets")
     assert made.returncode == 0, made.stdout + made.stderr
     return project
 
@@ -38,32 +40,32 @@ def test_a_new_slice_and_projection_are_written_and_registered(scaffolded: RepoC
     for name in SLICE_FILES + PROJECTION_FILES:
         assert (scaffolded.root / name).is_file(), name
     shop = (scaffolded.root / "projections/shop.py").read_text()
-    assert "from domain import inventory, orders, tickets" in shop
-    assert "slices=[inventory, orders, tickets]" in shop
-    assert "from projections.ticket_board import TICKET_BOARD" in shop
-    assert "projections=[STOCK_LEVELS, ORDER_SUMMARIES, TICKET_BOARD]" in shop
+    assert "from domain import inventory, orders, widgets" in shop
+    assert "slices=[inventory, orders, widgets]" in shop
+    assert "from projections.widget_board import WIDGET_BOARD" in shop
+    assert "projections=[STOCK_LEVELS, ORDER_SUMMARIES, WIDGET_BOARD]" in shop
 
 
 def test_generate_has_run_for_them(scaffolded: RepoCopy) -> None:
     migrations = "".join(path.read_text() for path in
                          (scaffolded.root / "supabase/migrations").glob("*.sql"))
-    assert "tickets.create_ticket" in migrations
-    assert "CREATE TABLE public.ticket_board (" in migrations
+    assert "widgets.create_widget" in migrations
+    assert "CREATE TABLE public.widget_board (" in migrations
     # The lock waits for the author's own first generate (the events are a draft until then).
-    assert "tickets." not in (scaffolded.root / "supabase/schema.lock.json").read_text()
+    assert "widgets." not in (scaffolded.root / "supabase/schema.lock.json").read_text()
     checked = scaffolded.intent("generate", "--check")
     assert checked.returncode == 1
     assert "stale: schema lock" in checked.stderr
     locked = scaffolded.intent("generate")
     assert locked.returncode == 0, locked.stdout + locked.stderr
-    assert "tickets.ticket_created" in (scaffolded.root / "supabase/schema.lock.json").read_text()
+    assert "widgets.widget_created" in (scaffolded.root / "supabase/schema.lock.json").read_text()
     checked = scaffolded.intent("generate", "--check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_the_written_tests_pass_on_the_framework(scaffolded: RepoCopy) -> None:
     ran = scaffolded.python("-m", "pytest", "-q", "-p", "no:cacheprovider",
-                            "tests/unit/test_tickets.py", "tests/integration/test_ticket_board.py")
+                            "tests/unit/test_widgets.py", "tests/integration/test_widget_board.py")
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "5 passed" in ran.stdout
 
@@ -79,11 +81,11 @@ def test_what_it_writes_is_lint_and_type_clean(scaffolded: RepoCopy) -> None:
 def test_a_second_run_refuses_to_overwrite_and_changes_nothing(scaffolded: RepoCopy) -> None:
     before = {name: (scaffolded.root / name).read_text()
               for name in [*SLICE_FILES, "projections/shop.py"]}
-    again = scaffolded.intent("new", "slice", "tickets")
+    again = scaffolded.intent("new", "slice", "widgets")
     assert again.returncode == 1
     assert "not overwriting" in again.stderr
-    assert "domain/tickets" in again.stderr
-    again = scaffolded.intent("new", "projection", "ticket_board", "--slice", "tickets")
+    assert "domain/widgets" in again.stderr
+    again = scaffolded.intent("new", "projection", "widget_board", "--slice", "widgets")
     assert again.returncode == 1
     assert "not overwriting" in again.stderr
     assert before == {name: (scaffolded.root / name).read_text() for name in before}
@@ -94,7 +96,7 @@ def test_a_second_run_refuses_to_overwrite_and_changes_nothing(scaffolded: RepoC
     (["slice", "class"], "Python keyword"),
     (["slice", "pg_things"], "reserved"),
     (["slice", "desks", "--aggregate", "desk"], "PascalCase"),
-    (["projection", "Board", "--slice", "tickets"], "lower-case words"),
+    (["projection", "Board", "--slice", "widgets"], "lower-case words"),
 ])
 def test_an_invalid_name_is_bad_usage(project: RepoCopy, args: list[str], says: str) -> None:
     refused = project.intent("new", *args)

@@ -91,6 +91,9 @@ def run_shell(copy: RepoCopy, block: Block, env: dict[str, str]) -> str:
 
 
 def test_a_clean_copy_following_the_tutorial_gets_a_live_tickets_slice() -> None:
+    if (REPO / "domain" / "tickets").exists():
+        pytest.skip("this checkout has followed the tutorial already (domain/tickets exists); "
+                    "it starts from a project without it")
     with repo_copy() as copy, stack_env(copy) as (env, state):
         started: list[DevRun] = []
         said = ""
