@@ -33,6 +33,7 @@ from domain.errors import (
     summarise,
     validation_problems,
 )
+from domain.senders import bound_payload, check_sender_fields
 from domain.upcasting import Upcaster, run_upcasters
 
 P = TypeVar("P", bound=BaseModel)
@@ -54,6 +55,8 @@ class CommandType:
     aggregate: type[Aggregate[Any]]
     aggregate_id_field: str  # the payload field (a UUID) naming the target aggregate
     roles: frozenset[str]
+    actor_field: str | None = None  # filled with the sender's user id (domain.senders)
+    tenant_field: str | None = None  # names the tenant it is filed under (domain.senders)
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,11 @@ class Registry:
         aggregate: type[Aggregate[Any]],
         aggregate_id: str,
         roles: Iterable[str],
+        actor: str | None = None,
+        tenant: str | None = None,
     ) -> Callable[[type[P]], type[P]]:
-        """Declare a command payload model, the aggregate it targets and who may send it."""
+        """Declare a command payload model, the aggregate it targets and who may send it;
+        `actor` and `tenant` name the fields the platform vouches for (domain.senders)."""
         _type_name("command type", name)
         if not (isinstance(aggregate, type) and issubclass(aggregate, Aggregate)):
             raise RegistryError(f"command type {name}: {aggregate!r} is not an Aggregate")
@@ -138,6 +144,7 @@ class Registry:
                     f"command type {name}: {model.__name__} needs a UUID field "
                     f"{aggregate_id!r} naming the target aggregate"
                 )
+            check_sender_fields(name, model, actor, tenant)
             self._add_command(
                 CommandType(
                     name=name,
@@ -145,6 +152,8 @@ class Registry:
                     aggregate=aggregate,
                     aggregate_id_field=aggregate_id,
                     roles=allowed,
+                    actor_field=actor,
+                    tenant_field=tenant,
                 )
             )
             return model
@@ -289,8 +298,12 @@ class Registry:
                 errors=[{"field": out_of_bounds.field, "message": out_of_bounds.message,
                          "type": "out_of_bounds"}],
             )
+        raw = command.payload
+        if command_type.actor_field or command_type.tenant_field:
+            raw = bound_payload(command_type.name, command_type.actor_field,
+                                command_type.tenant_field, command)
         try:
-            payload = command_type.payload_model.model_validate(command.payload)
+            payload = command_type.payload_model.model_validate(raw)
         except ValidationError as error:
             problems = validation_problems(error)
             raise InvalidCommand(

@@ -88,10 +88,12 @@ class Scenario(Generic[StateT]):
     def state(self) -> StateT:
         return self.loaded.state
 
-    def when(self, command: BaseModel, *, role: str = "authenticated") -> Outcome[StateT]:
+    def when(self, command: BaseModel, *, role: str = "authenticated",
+             user: UUID | None = None) -> Outcome[StateT]:
         """Decide `command` (a payload model of a registered command type) on the given
-        state; the outcome is checked by `then` or `then_rejected`."""
-        envelope = self._envelope(command, role)
+        state, sent as `role` by `user` (the verified sender: what a command type's actor
+        field gets); the outcome is checked by `then` or `then_rejected`."""
+        envelope = self._envelope(command, role, user)
         try:
             events = decide(self._registry, envelope, self.loaded, now=NOW)
         except DomainRejection as rejection:
@@ -100,14 +102,14 @@ class Scenario(Generic[StateT]):
             raise ScenarioError(f"the registry refuses the command: {error.message}") from None
         return Outcome(self, events, None)
 
-    def _envelope(self, command: BaseModel, role: str) -> Command:
+    def _envelope(self, command: BaseModel, role: str, user: UUID | None) -> Command:
         command_type = _command_type(self._registry, command)
         if role not in command_type.roles:
             raise ScenarioError(f"role {role!r} may not send {command_type.name}")
         return Command(
             command_id=uuid4(), command_type=command_type.name,
             payload=command.model_dump(mode="json"),
-            metadata=Metadata(tenant_id=self.loaded.stream.tenant_id, role=role,
+            metadata=Metadata(tenant_id=self.loaded.stream.tenant_id, role=role, user_id=user,
                               correlation_id=uuid4(), occurred_at=NOW),
         )
 

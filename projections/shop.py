@@ -4,14 +4,14 @@ and sagas) and its projections, composed once. pyproject.toml names it: `[tool.i
 
 from __future__ import annotations
 
-from domain import inventory, orders
+from domain import inventory, orders, tenancy
 from projections.application import Application
 from projections.inventory import STOCK_LEVELS
 from projections.orders import ORDER_SUMMARIES
 
 application = Application.compose(
     "shop",
-    slices=[inventory, orders],
+    slices=[inventory, orders, tenancy],
     projections=[STOCK_LEVELS, ORDER_SUMMARIES],
 )
 registry = application.registry

@@ -35,6 +35,8 @@ MARKER = "-- intent:command-types sha256="
 _MARKER_LINE = re.compile(r"^-- intent:command-types sha256=(?P<hash>[0-9a-f]{64})\s*$", re.M)
 _ROW_LINE = re.compile(r"^\s*\('.*\)[,;]?\s*$")
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
+# A row's tenant field, after its limits: `'[...]'::jsonb, 'tenant_id')`.
+_TENANT_FIELD = re.compile(r"::jsonb, '[a-z_][a-z0-9_]*'\)[,;]?\s*$")
 _VERSION_FORMAT = "%Y%m%d%H%M%S"
 REGENERATE_HINT = "run `intent generate` to write a new migration (never edit an old one)"
 
@@ -56,11 +58,15 @@ class CommandTypeRow:
     roles: tuple[str, ...]  # sorted
     # The payload's field limits (domain.bounds.field_limits) as canonical JSON text.
     limits: str = "[]"
+    # The payload field naming the tenant it is filed under (domain.senders), if any.
+    tenant_field: str | None = None
 
     def describe(self) -> str:
+        tenant = f", tenant from {self.tenant_field}" if self.tenant_field else ""
         return (
             f"aggregate {self.aggregate_type}, id field {self.aggregate_id_field}, "
             f"roles {', '.join(self.roles)}, {len(json.loads(self.limits))} field limit(s)"
+            f"{tenant}"
         )
 
 
@@ -111,8 +117,10 @@ def rows_of(registry: Registry) -> tuple[CommandTypeRow, ...]:
                 aggregate_id_field=command.aggregate_id_field,
                 roles=tuple(sorted(command.roles)),
                 limits=_canonical(
-                    field_limits(payload_schema(command.payload_model, command.name))
+                    field_limits(payload_schema(command.payload_model, command.name,
+                                                command.actor_field))
                 ),
+                tenant_field=command.tenant_field,
             )
             for command in registry.command_types().values()
         )
@@ -128,8 +136,8 @@ def content_hash(rows: Iterable[CommandTypeRow]) -> str:
     canonical = _canonical(
         [
             [row.command_type, row.aggregate_type, row.aggregate_id_field, list(row.roles),
-             json.loads(row.limits)]
-            for row in sorted(rows)
+             json.loads(row.limits), *([row.tenant_field] if row.tenant_field else [])]
+            for row in sorted(rows, key=_order)
         ]
     )
     return hashlib.sha256(canonical.encode("ascii")).hexdigest()
@@ -139,18 +147,27 @@ def _literal(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def _row_sql(row: CommandTypeRow) -> str:
+def _order(row: CommandTypeRow) -> tuple[str, ...]:
+    return (row.command_type, row.aggregate_type, row.aggregate_id_field, *row.roles,
+            row.limits, row.tenant_field or "")
+
+
+def _row_sql(row: CommandTypeRow, with_tenant: bool) -> str:
     roles = ", ".join(_literal(role) for role in row.roles)
+    tenant = ""
+    if with_tenant:
+        tenant = f", {_literal(row.tenant_field)}" if row.tenant_field else ", null"
     return (
         f"({_literal(row.command_type)}, {_literal(row.aggregate_type)}, "
         f"{_literal(row.aggregate_id_field)}, array[{roles}]::text[], "
-        f"{_literal(row.limits)}::jsonb)"
+        f"{_literal(row.limits)}::jsonb{tenant})"
     )
 
 
 def render(rows: Sequence[CommandTypeRow]) -> str:
     """The whole migration: deterministic for a given set of rows."""
-    ordered = sorted(rows)
+    ordered = sorted(rows, key=_order)
+    with_tenant = any(row.tenant_field for row in ordered)
     parts = [
         _HEADER,
         f"{MARKER}{content_hash(ordered)}\n",
@@ -159,11 +176,13 @@ def render(rows: Sequence[CommandTypeRow]) -> str:
         "delete from intent.command_types where true;\n",
     ]
     if ordered:
-        values = ",\n".join(f"  {_row_sql(row)}" for row in ordered)
+        values = ",\n".join(f"  {_row_sql(row, with_tenant)}" for row in ordered)
+        columns = "command_type, aggregate_type, aggregate_id_field, roles, payload_limits"
+        if with_tenant:
+            columns += ", tenant_field"
         parts += [
             "\n",
-            "insert into intent.command_types"
-            " (command_type, aggregate_type, aggregate_id_field, roles, payload_limits)\n",
+            f"insert into intent.command_types ({columns})\n",
             "values\n",
             f"{values};\n",
         ]
@@ -179,6 +198,7 @@ def _parse_rows(text: str) -> tuple[CommandTypeRow, ...] | None:
         if line.lstrip().startswith("--") or not _ROW_LINE.match(line):
             continue
         values = [match.replace("''", "'") for match in _LITERAL.findall(line)]
+        tenant = values.pop() if _TENANT_FIELD.search(line) else None
         limits = values.pop() if "::jsonb" in line and len(values) > 4 else "[]"
         if len(values) < 4:
             return None
@@ -189,9 +209,10 @@ def _parse_rows(text: str) -> tuple[CommandTypeRow, ...] | None:
                 aggregate_id_field=values[2],
                 roles=tuple(sorted(values[3:])),
                 limits=limits,
+                tenant_field=tenant,
             )
         )
-    return tuple(sorted(rows))
+    return tuple(sorted(rows, key=_order))
 
 
 def generated_files(folder: Path) -> list[Path]:

@@ -162,10 +162,17 @@ def _unsupported(schema: Any, path: str) -> Iterator[str]:
                 yield from _unsupported(item, f"{here}/{name}")
 
 
-def payload_schema(model: type[Any], command_type: str) -> dict[str, Any]:
+def payload_schema(model: type[Any], command_type: str,
+                   platform_field: str | None = None) -> dict[str, Any]:
     """The payload model's JSON Schema, self-contained, with the default bounds of
-    `domain.bounds` filled in, and checked against the validator."""
+    `domain.bounds` filled in, and checked against the validator. `platform_field` (a
+    command's actor, domain.senders) is left out: the platform fills it, so a client that
+    sends it is refused as sending an unknown field."""
     raw = copy.deepcopy(model.model_json_schema(mode="validation"))
+    if platform_field is not None:
+        raw.get("properties", {}).pop(platform_field, None)
+        if platform_field in raw.get("required", []):
+            raw["required"].remove(platform_field)
     defs = raw.pop("$defs", {})
     schema = bounded_schema(_resolve(raw, defs, ()))
     bad = list(_unsupported(schema, "#"))
@@ -188,7 +195,7 @@ def document(registry: Registry, max_payload_bytes: int) -> dict[str, Any]:
             "aggregate_type": command.aggregate.type_name,
             "aggregate_id_field": command.aggregate_id_field,
             "roles": sorted(command.roles),
-            "schema": payload_schema(command.payload_model, name),
+            "schema": payload_schema(command.payload_model, name, command.actor_field),
         }
         for name, command in sorted(registry.command_types().items())
     }
