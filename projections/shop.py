@@ -8,11 +8,12 @@ from domain import inventory, orders, tenancy
 from projections.application import Application
 from projections.inventory import STOCK_LEVELS
 from projections.orders import ORDER_SUMMARIES
+from projections.tenancy import MEMBERSHIPS
 
 application = Application.compose(
     "shop",
     slices=[inventory, orders, tenancy],
-    projections=[STOCK_LEVELS, ORDER_SUMMARIES],
+    projections=[STOCK_LEVELS, ORDER_SUMMARIES, MEMBERSHIPS],
 )
 registry = application.registry
 sagas = application.sagas

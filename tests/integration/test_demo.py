@@ -39,8 +39,9 @@ def test_the_demo_tells_every_step_and_stops_what_it_started() -> None:
                 os.killpg(proc.pid, signal.SIGKILL)
                 proc.wait()
         assert proc.returncode == 0, f"{stdout}\n{stderr}"
-        for step in range(1, 7):
+        for step in range(1, 8):
             assert f"\n{step}. " in stdout
+        assert "each refreshed token carries its tenant" in stdout  # signed in, not minted
         assert "hydrated: snapshot at v" in stdout
         assert "refused" in stdout
         assert "demo done: every step came out right" in stdout

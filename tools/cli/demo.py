@@ -49,20 +49,23 @@ def demo(url: str | None, short: bool, ready_timeout: float,
     \b
     Starts its own stack (`intent dev` in <state>/demo, fresh, on free ports, with a
     4-second payment deadline) unless --url names a running one, then:
-      1. Alice (tenant Acme) registers an item and receives 60 deliveries through the
-         `command` edge function (ten at a time): past the snapshot interval
-      2. Bob's live view hydrates the item from its snapshot plus later events
+      1. Everyone signs up or in through /auth/v1; Alice creates tenant Acme and
+         invites Bob and Dana, who accept; Carol creates Globex; each refreshed token
+         carries its tenant (the access-token hook)
+      2. Alice registers an item and receives 60 deliveries through the `command`
+         edge function (ten at a time): past the snapshot interval
+      3. Bob's live view hydrates the item from its snapshot plus later events
          (load_aggregate) and follows it on its private Realtime topic
-      3. Dana orders and pays: the fulfilment saga reserves stock and completes
-      4. Bob orders and never pays: at the deadline the saga cancels the order, and
+      4. Dana orders and pays: the fulfilment saga reserves stock and completes
+      5. Bob orders and never pays: at the deadline the saga cancels the order, and
          on order_cancelled releases the stock (the compensation); the live view
          shows each step
-      5. Alice reads the stock_levels read model through PostgREST
-      6. Carol (tenant Globex) tries the read model, hydration, a command and the
+      6. Alice reads the stock_levels read model through PostgREST
+      7. Carol (tenant Globex) tries the read model, hydration, a command and the
          private topic on Acme's item: each is refused
     then prints a summary and stops what it started. With --url the running stack's
     saga router must have a short deadline (INTENT_SAGA_TIMERS=
-    orders.fulfilment.payment_deadline=<seconds>) or step 4 waits --deadline-wait and
+    orders.fulfilment.payment_deadline=<seconds>) or step 5 waits --deadline-wait and
     fails. Exit 0 when every step came out right, 1 when one did not (it says which),
     3 when the stack could not be started or reached, 130 when interrupted.
     """

@@ -86,7 +86,8 @@ def gateway(
     host: str, port: int, database_url: str | None, functions_dir: Path,
     functions_config: Path | None,
 ) -> None:
-    """Serve Supabase's URLs for local development: /rest/v1, /functions/v1, /realtime/v1.
+    """Serve Supabase's URLs for local development: /rest/v1, /functions/v1, /realtime/v1,
+    /auth/v1.
 
     /rest/v1 reads tables and views of `public` and calls functions (rpc) in one
     transaction per request as the caller's role, like PostgREST; /functions/v1 runs each
@@ -94,8 +95,10 @@ def gateway(
     Phoenix channels (Broadcast, Presence, Postgres Changes of the tables in publication
     supabase_realtime under the subscriber's RLS, Broadcast from Database through
     realtime.messages; changes come by logical decoding from a temporary wal2json
-    slot, so nothing is left in the database when the gateway stops). Tokens
-    must be signed with the local JWT secret (`intent token` mints user tokens). Prints the
+    slot, so nothing is left in the database when the gateway stops); /auth/v1 signs
+    users up and in as Supabase Auth does (a development stand-in: users and sessions in
+    the local auth schema, the access-token hook of supabase/config.toml applied). Tokens
+    must be signed with the local JWT secret (`intent token` mints them for scripts). Prints the
     URL and keys, logs one JSON line per request (and per Realtime connection, join and
     drop) on stderr, and runs until SIGTERM or Ctrl-C. Exit 3 when the port is
     taken, the database cannot be reached or Deno is missing.

@@ -1,4 +1,4 @@
-"""`intent token`: mint a local user token, since GoTrue is not emulated locally."""
+"""`intent token`: mint a local user token for scripts and tests (apps sign in through /auth/v1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The local gateway: one aiohttp application answering Supabase's URLs on one port.
 
-It is assembled from modules (REST, functions, Realtime), each adding its routes and
+It is assembled from modules (REST, functions, Realtime, Auth), each adding its routes and
 its own start/stop work to the application. They share what `create_app` provides (the
 types are in `tools.gateway.shared`): the configuration, the verified-caller logic
 (`tools.gateway.auth`), the `authenticator` database pool, and one structured log line per
@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
+from tools.gateway.auth_api.module import AuthModule
 from tools.gateway.config import GatewayConfig, GatewayError
 from tools.gateway.errors import json_response
 from tools.gateway.functions import FunctionsModule
@@ -71,9 +72,9 @@ async def _request_log(
 def create_app(
     config: GatewayConfig, modules: Sequence[GatewayModule] | None = None
 ) -> web.Application:
-    """The gateway with the given modules (default: REST, functions and Realtime)."""
+    """The gateway with the given modules (default: REST, functions, Realtime and Auth)."""
     if modules is None:
-        modules = [RestModule(), FunctionsModule(), RealtimeModule()]
+        modules = [RestModule(), FunctionsModule(), RealtimeModule(), AuthModule()]
     app = web.Application(middlewares=[_request_log], client_max_size=MAX_BODY_BYTES)
     gateway = Gateway(config)
     app[GATEWAY] = gateway
@@ -101,6 +102,4 @@ def create_app(
 
 async def _not_served(request: web.Request) -> web.StreamResponse:
     message = f"{request.path} is not served by the local gateway"
-    if request.path.startswith("/auth/"):
-        message += " (GoTrue is not emulated: mint user tokens with `intent token`)"
     return json_response({"message": message}, status=404)

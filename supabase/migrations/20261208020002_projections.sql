@@ -1,0 +1,233 @@
+-- Projection tables, generated from the application's projection metadata by
+-- `intent generate`. Do not edit: change the metadata and generate again.
+-- The state block records the layout this migration brings the database to; the next
+-- generation starts from the newest one, and `intent generate --check` fails when it is
+-- not the metadata's.
+--
+-- Changes:
+--   public.memberships: table missing: created with its indexes, RLS, policies and grants
+--
+-- intent:projections-state sha256=19b1513911aadc954ea5e856bca3257f749f168c576873221de28fccfdd7ed27
+-- {
+--   "format": 1,
+--   "projections": [
+--     {
+--       "name": "memberships",
+--       "readers": [
+--         "service_role"
+--       ],
+--       "realtime": false,
+--       "schema_name": "public",
+--       "tables": [
+--         {
+--           "columns": [
+--             {
+--               "default": null,
+--               "name": "tenant_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "user_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "role",
+--               "nullable": false,
+--               "type": "text"
+--             },
+--             {
+--               "default": null,
+--               "name": "active_at",
+--               "nullable": false,
+--               "type": "timestamptz"
+--             }
+--           ],
+--           "indexes": [
+--             {
+--               "columns": [
+--                 "user_id",
+--                 "active_at"
+--               ],
+--               "unique": false
+--             }
+--           ],
+--           "name": "memberships",
+--           "primary_key": [
+--             "tenant_id",
+--             "user_id"
+--           ]
+--         }
+--       ]
+--     },
+--     {
+--       "name": "order_summaries",
+--       "readers": [
+--         "authenticated"
+--       ],
+--       "realtime": false,
+--       "schema_name": "public",
+--       "tables": [
+--         {
+--           "columns": [
+--             {
+--               "default": null,
+--               "name": "tenant_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "order_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "item_id",
+--               "nullable": true,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "quantity",
+--               "nullable": true,
+--               "type": "integer"
+--             },
+--             {
+--               "default": "placed",
+--               "name": "status",
+--               "nullable": false,
+--               "type": "text"
+--             },
+--             {
+--               "default": null,
+--               "name": "cancel_reason",
+--               "nullable": true,
+--               "type": "text"
+--             },
+--             {
+--               "default": null,
+--               "name": "placed_at",
+--               "nullable": true,
+--               "type": "timestamptz"
+--             },
+--             {
+--               "default": null,
+--               "name": "updated_at",
+--               "nullable": true,
+--               "type": "timestamptz"
+--             }
+--           ],
+--           "indexes": [
+--             {
+--               "columns": [
+--                 "tenant_id",
+--                 "status"
+--               ],
+--               "unique": false
+--             }
+--           ],
+--           "name": "order_summaries",
+--           "primary_key": [
+--             "tenant_id",
+--             "order_id"
+--           ]
+--         }
+--       ]
+--     },
+--     {
+--       "name": "stock_levels",
+--       "readers": [
+--         "authenticated"
+--       ],
+--       "realtime": true,
+--       "schema_name": "public",
+--       "tables": [
+--         {
+--           "columns": [
+--             {
+--               "default": null,
+--               "name": "tenant_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "item_id",
+--               "nullable": false,
+--               "type": "uuid"
+--             },
+--             {
+--               "default": null,
+--               "name": "sku",
+--               "nullable": true,
+--               "type": "text"
+--             },
+--             {
+--               "default": null,
+--               "name": "name",
+--               "nullable": true,
+--               "type": "text"
+--             },
+--             {
+--               "default": 0,
+--               "name": "available",
+--               "nullable": false,
+--               "type": "bigint"
+--             },
+--             {
+--               "default": 0,
+--               "name": "reserved",
+--               "nullable": false,
+--               "type": "bigint"
+--             },
+--             {
+--               "default": {
+--                 "sql_function": "now()"
+--               },
+--               "name": "updated_at",
+--               "nullable": false,
+--               "type": "timestamptz"
+--             }
+--           ],
+--           "indexes": [
+--             {
+--               "columns": [
+--                 "tenant_id",
+--                 "sku"
+--               ],
+--               "unique": false
+--             }
+--           ],
+--           "name": "stock_levels",
+--           "primary_key": [
+--             "tenant_id",
+--             "item_id"
+--           ]
+--         }
+--       ]
+--     }
+--   ]
+-- }
+-- intent:projections-state end
+
+CREATE TABLE public.memberships (
+  tenant_id UUID NOT NULL,
+  user_id UUID NOT NULL,
+  role TEXT NOT NULL,
+  active_at TIMESTAMPTZ NOT NULL,
+  event_txid BIGINT NOT NULL,
+  event_position BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, user_id)
+);
+CREATE INDEX memberships_user_id_active_at_idx ON public.memberships(user_id, active_at);
+COMMENT ON TABLE public.memberships IS 'intent projection memberships';
+ALTER TABLE public.memberships ENABLE ROW LEVEL SECURITY;
+ALTER TABLE public.memberships FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.memberships FROM public, anon, authenticated, service_role;
+GRANT SELECT ON TABLE public.memberships TO service_role;
+GRANT SELECT, INSERT, UPDATE, DELETE ON TABLE public.memberships TO intent_worker;
