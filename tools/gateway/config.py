@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tools.settings import REPO_ROOT
 
@@ -41,3 +43,15 @@ class GatewayConfig:
             return None
         candidate = self.functions_dir.parent / "config.toml"
         return candidate if candidate.is_file() else None
+
+
+def read_config_toml(path: Path) -> dict[str, Any]:
+    """supabase/config.toml as a document; a file that cannot be read or parsed is a
+    GatewayError naming it (the gateway refuses to start)."""
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except OSError as exc:
+        raise GatewayError(f"cannot read {path}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise GatewayError(f"{path} is not valid TOML: {exc}") from None

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import tomllib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +24,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from tools.gateway.auth import AuthError, authenticate
-from tools.gateway.config import GatewayConfig, GatewayError
+from tools.gateway.config import GatewayConfig, GatewayError, read_config_toml
 from tools.gateway.errors import functions_error, json_response
 from tools.gateway.function_processes import (
     FunctionBootError,
@@ -56,13 +55,7 @@ def read_functions_settings(config_toml: Path | None) -> dict[str, dict[str, Any
     """The `[functions.<slug>]` tables of supabase/config.toml (none when there is no file)."""
     if config_toml is None:
         return {}
-    try:
-        with config_toml.open("rb") as handle:
-            document = tomllib.load(handle)
-    except OSError as exc:
-        raise GatewayError(f"cannot read {config_toml}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise GatewayError(f"{config_toml} is not valid TOML: {exc}") from None
+    document = read_config_toml(config_toml)
     functions = document.get("functions", {})
     if not isinstance(functions, dict):
         raise GatewayError(f"{config_toml}: [functions] must be a table")

@@ -10,12 +10,11 @@ gateway at its own config.toml (`intent gateway --config`) to enable a hook of i
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tools.gateway.config import GatewayError
+from tools.gateway.config import GatewayError, read_config_toml
 
 _HOOK_URI = re.compile(r"^pg-functions://[^/]+/([A-Za-z_][A-Za-z0-9_]*)/([A-Za-z_][A-Za-z0-9_]*)$")
 # bcrypt reads at most 72 bytes; GoTrue refuses longer passwords rather than cut them.
@@ -76,13 +75,7 @@ def read_auth_settings(config_toml: Path | None) -> AuthSettings:
     """The settings of `[auth]` in config.toml; GoTrue's defaults without one."""
     if config_toml is None:
         return AuthSettings()
-    try:
-        with config_toml.open("rb") as handle:
-            document = tomllib.load(handle)
-    except OSError as exc:
-        raise GatewayError(f"cannot read {config_toml}: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise GatewayError(f"{config_toml} is not valid TOML: {exc}") from None
+    document = read_config_toml(config_toml)
     auth = _table(document, "auth")
     defaults = AuthSettings()
     settings = AuthSettings(
