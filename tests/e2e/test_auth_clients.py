@@ -141,3 +141,22 @@ async def test_supabase_js_signs_up_in_refreshes_and_out(
     assert {"SIGNED_IN", "TOKEN_REFRESHED", "SIGNED_OUT"} <= set(events), events
     assert events.index("SIGNED_IN") < events.index("TOKEN_REFRESHED") < events.index(
         "SIGNED_OUT")
+
+
+async def test_supabase_js_realtime_keeps_delivering_across_token_refreshes(
+    gateway: RunningGateway, pipeline: None
+) -> None:
+    tenant, items = str(uuid4()), [str(uuid4()) for _ in range(3)]
+    seen = await run_script(REPO_ROOT / "tests" / "e2e" / "js" / "auth_realtime.mjs", {
+        "url": gateway.url, "anonKey": anon_key(), "email": f"live-{uuid4().hex[:10]}@x.io",
+        "password": PASSWORD, "tenant": tenant, "items": items,
+    })
+    assert (seen["created"], seen["tenant"], seen["joined"]) == ("processed", tenant,
+                                                                 "SUBSCRIBED")
+    for round_ in range(3):
+        assert seen[f"sent{round_}"] == "processed"
+        assert seen[f"arrived{round_}"] is True, seen
+    assert (seen["refresh1"], seen["refresh2"]) == ("ok", "ok")
+    assert (seen["realtimeToken1"], seen["realtimeToken2"]) == (True, True), seen
+    assert seen["received"] == items
+    assert seen["channelState"] == "joined"
