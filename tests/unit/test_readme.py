@@ -71,10 +71,11 @@ def run_python(blocks: Sequence[Block], namespace: dict[str, Any]) -> None:
 
 
 def python_blocks(path: Path) -> list[Block]:
-    """The Python a reader runs (not a file's whole content: the tutorial's `file=` blocks,
-    which tests/integration/test_tutorial.py writes into a copy of the repository)."""
+    """The Python a reader runs here (not a file's whole content: the tutorial's `file=`
+    blocks, which tests/integration/test_tutorial.py writes into a copy of the repository;
+    not a client recipe, which tests/e2e/test_readme_recipes.py runs against the stack)."""
     return [block for block in fenced_blocks(path)
-            if block.language == "python" and block.file is None]
+            if block.language == "python" and block.file is None and "recipe" not in block.options]
 
 
 def test_every_fence_names_a_known_language() -> None:
