@@ -88,3 +88,31 @@ async def test_a_member_joins_by_invitation_and_loses_access_when_removed(
     finally:
         for client in (owner, guest):
             await client.realtime.close()
+
+
+async def test_a_member_of_one_tenant_gets_nothing_of_another(
+    gateway: RunningGateway, pipeline: None,
+) -> None:
+    acme, globex = await signed_up(gateway, "acme"), await signed_up(gateway, "globex")
+    a, b, item = str(uuid4()), str(uuid4()), str(uuid4())
+    try:
+        assert await send(acme, "tenancy.create_tenant", {"tenant_id": a, "name": "A"}) == (
+            "processed")
+        assert await send(globex, "tenancy.create_tenant", {"tenant_id": b, "name": "B"}) == (
+            "processed")
+        assert (await tenant_claims(acme))["tenant_id"] == a
+        assert (await tenant_claims(globex))["tenant_id"] == b
+        assert await send(acme, "inventory.register_item",
+                          {"item_id": item, "sku": "A-1", "name": "A's"}) == "processed"
+        assert await items(acme) == {item}
+        assert await items(globex) == set()
+        # Joining A needs an invitation A made; switching to A needs a membership there.
+        assert await send(globex, "tenancy.accept_invitation",
+                          {"tenant_id": a, "invitation_id": str(uuid4())}) == "rejected"
+        assert await send(globex, "tenancy.switch_tenant", {"tenant_id": a}) == "rejected"
+        assert (await tenant_claims(globex))["tenant_id"] == b
+        assert (await globex.rpc("tenant_members", {}).execute()).data != []  # B's own
+        assert await items(globex) == set()
+    finally:
+        for client in (acme, globex):
+            await client.realtime.close()
