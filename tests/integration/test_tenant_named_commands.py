@@ -15,7 +15,7 @@ import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from pump.store.connections import Conn
-from tests.support.ingress import submit_with_claims
+from tests.support.ingress import call_submit, submit_with_claims
 from tests.support.pipeline import running_pumps, wait_terminal
 
 pytestmark = pytest.mark.integration
@@ -29,6 +29,16 @@ def no_tenant(user: UUID) -> dict[str, Any]:
 def of_tenant(user: UUID, tenant: UUID) -> dict[str, Any]:
     return {"sub": str(user), "role": "authenticated",
             "app_metadata": {"tenant_id": str(tenant)}}
+
+
+async def submit_as(pool: AsyncConnectionPool[Conn], claims: dict[str, Any], command_type: str,
+                    payload: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """One request with these claims (and a command id of the caller's, when given)."""
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("set local role authenticated")
+        await conn.execute("select set_config('request.jwt.claims', %s, true)",
+                           (json.dumps(claims),))
+        return await call_submit(conn, command_type, payload, **options)
 
 
 async def status_as(pool: AsyncConnectionPool[Conn], claims: dict[str, Any],
@@ -118,3 +128,34 @@ async def test_an_outsiders_command_into_another_tenant_is_refused_by_the_tenant
             (meddling["command_id"],))).fetchone()
     assert error is not None
     assert error[0]["code"] == "not_a_member"
+
+
+async def test_a_sender_has_one_command_into_another_tenant_at_a_time(
+    pool: AsyncConnectionPool[Conn], database_url: str,
+) -> None:
+    flooder, victim = uuid4(), uuid4()
+    invite = {"tenant_id": str(victim), "invitation_id": str(uuid4())}
+    first_id = UUID((await submit_as(pool, no_tenant(flooder), "tenancy.accept_invitation",
+                                     invite))["command_id"])
+    # A retry of the same command is not a second one.
+    retried = await submit_as(pool, no_tenant(flooder), "tenancy.accept_invitation", invite,
+                              command_id=first_id)
+    assert UUID(retried["command_id"]) == first_id
+    with pytest.raises(psycopg.Error) as refused:  # the first is still pending
+        await submit_with_claims(pool, no_tenant(flooder), "tenancy.accept_invitation",
+                                 {**invite, "invitation_id": str(uuid4())})
+    assert refused.value.diag.message_hint == "busy"
+    assert refused.value.diag.sqlstate == "PT429"
+    # Someone else is not held up by it, nor is the flooder in a tenant of their own.
+    other = await submit_with_claims(pool, no_tenant(uuid4()), "tenancy.create_tenant",
+                                     {"tenant_id": str(uuid4()), "name": "Other"})
+    own = uuid4()
+    in_own = await submit_with_claims(pool, of_tenant(flooder, own), "tenancy.switch_tenant",
+                                      {"tenant_id": str(own)})
+    async with running_pumps(pool, database_url):
+        await wait_terminal(pool, [first_id, UUID(other["command_id"]),
+                                   UUID(in_own["command_id"])])
+    # Once the first has finished (rejected: there is no such tenant), the next may go.
+    again = await submit_with_claims(pool, no_tenant(flooder), "tenancy.accept_invitation",
+                                     {**invite, "invitation_id": str(uuid4())})
+    assert again["status"] == "pending"
