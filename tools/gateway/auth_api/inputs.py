@@ -6,6 +6,10 @@ emails over GoTrue's 255 characters, passwords shorter than the configured minim
 longer than bcrypt's 72 bytes, metadata that is not an object, larger than
 MAX_METADATA_BYTES or nested deeper than domain.bounds.MAX_DEPTH, and text PostgreSQL
 cannot store (NUL, lone surrogates; jsonb refuses \\u0000 too).
+
+The fields are checked one by one here rather than by a pydantic model because each refusal
+must carry GoTrue's own error code and message (weak_password, email_address_invalid, ...),
+which the clients branch on; the JSON itself is parsed and bounded by tools.gateway.limits.
 """
 
 from __future__ import annotations
