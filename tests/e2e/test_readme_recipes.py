@@ -14,25 +14,21 @@ import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from uuid import uuid4
 
 import pytest
 from aiohttp import web
 from playwright.async_api import async_playwright
-from supabase import ClientOptions, create_client
 
 from tests.support.docs import REPO, Block, fenced_blocks
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.node import node
+from tests.support.signed_in import CHROMIUM, member_with_a_tenant
 from tools.gateway.testing import RunningGateway
 from tools.local.cluster import free_port
-from tools.local.keys import anon_key
 
 pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
 
 README = REPO / "README.md"
-PASSWORD = "a long enough secret"
-CHROMIUM = "/usr/bin/chromium"  # Debian's chromium package (./run installs it); no download
 
 
 def recipes() -> dict[str, Block]:
@@ -42,21 +38,6 @@ def recipes() -> dict[str, Block]:
 
 def test_the_readme_has_a_recipe_for_each_client() -> None:
     assert set(recipes()) == {"browser", "node", "python"}
-
-
-def member_with_a_tenant(gateway: RunningGateway) -> dict[str, str]:
-    """A user who signed up and created their tenant: what a recipe is run with."""
-    email = f"recipe-{uuid4().hex[:10]}@example.com"
-    client = create_client(gateway.url, anon_key(), ClientOptions(
-        auto_refresh_token=False, persist_session=False))
-    client.auth.sign_up({"email": email, "password": PASSWORD})
-    made = client.functions.invoke("command", {"responseType": "json", "body": {
-        "type": "tenancy.create_tenant", "wait": True,
-        "payload": {"tenant_id": str(uuid4()), "name": "Recipes"}}})
-    assert isinstance(made, dict)
-    assert made["status"] == "processed", made
-    return {"SUPABASE_URL": gateway.url, "SUPABASE_ANON_KEY": anon_key(), "EMAIL": email,
-            "PASSWORD": PASSWORD}
 
 
 async def run_recipe(block: Block, command: list[str], suffix: str,

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from tools.gateway.auth_api.module import AuthModule
 from tools.gateway.config import GatewayConfig, GatewayError
+from tools.gateway.console import ConsoleModule
 from tools.gateway.errors import json_response
 from tools.gateway.functions import FunctionsModule
 from tools.gateway.limits import MAX_BODY_BYTES
@@ -72,9 +73,11 @@ async def _request_log(
 def create_app(
     config: GatewayConfig, modules: Sequence[GatewayModule] | None = None
 ) -> web.Application:
-    """The gateway with the given modules (default: REST, functions, Realtime and Auth)."""
+    """The gateway with the given modules (default: REST, functions, Realtime, Auth and the
+    console)."""
     if modules is None:
-        modules = [RestModule(), FunctionsModule(), RealtimeModule(), AuthModule()]
+        modules = [RestModule(), FunctionsModule(), RealtimeModule(), AuthModule(),
+                   ConsoleModule()]
     app = web.Application(middlewares=[_request_log], client_max_size=MAX_BODY_BYTES)
     gateway = Gateway(config)
     app[GATEWAY] = gateway

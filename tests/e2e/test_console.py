@@ -1,0 +1,80 @@
+"""The Intent console (`/console`, tools/console/) in headless Chromium driven by Playwright,
+against the gateway and the real pipeline: a user signs in through /auth/v1, sees their
+tenants, and watches their tenant's events arrive live; a wrong password is said on the
+page; a user of another tenant, signed in beside them, sees none of it."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from supabase import ClientOptions, create_client
+
+from tests.support.http import SUPABASE_PY_DEPRECATIONS
+from tests.support.signed_in import CHROMIUM, member_with_a_tenant
+from tools.gateway.testing import RunningGateway
+from tools.local.keys import anon_key
+
+pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
+
+
+async def signed_in_page(browser: Browser, gateway: RunningGateway,
+                         user: dict[str, str]) -> Page:
+    page = await browser.new_page()
+    await page.goto(f"{gateway.url}/console")
+    await expect(page.locator("#url")).to_have_value(gateway.url)  # from config.json
+    await page.fill("#email", user["EMAIL"])
+    await page.fill("#password", user["PASSWORD"])
+    await page.click("#sign-in-button")
+    return page
+
+
+def register_item(gateway: RunningGateway, user: dict[str, str], item: str) -> dict[str, Any]:
+    """A command by the same user from another client (supabase-py), as a second tab."""
+    client = create_client(gateway.url, anon_key(), ClientOptions(
+        auto_refresh_token=False, persist_session=False))
+    client.auth.sign_in_with_password({"email": user["EMAIL"], "password": user["PASSWORD"]})
+    answer = client.functions.invoke("command", {"responseType": "json", "body": {
+        "type": "inventory.register_item", "wait": True,
+        "payload": {"item_id": item, "sku": "CONSOLE-1", "name": "Seen"}}})
+    assert isinstance(answer, dict)
+    return answer
+
+
+async def test_the_console_signs_in_and_shows_the_tenants_events_live(
+    gateway: RunningGateway, pipeline: None,
+) -> None:
+    alice, bob = await asyncio.gather(
+        asyncio.to_thread(member_with_a_tenant, gateway, "alice"),
+        asyncio.to_thread(member_with_a_tenant, gateway, "bob"))
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            mine = await signed_in_page(browser, gateway, alice)
+            theirs = await signed_in_page(browser, gateway, bob)
+            for page, user in ((mine, alice), (theirs, bob)):
+                await expect(page.get_by_test_id("who")).to_contain_text(user["TENANT"])
+                await expect(page.get_by_test_id("memberships")).to_contain_text(
+                    f"{user['TENANT']} (owner)")
+                await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
+
+            item = str(uuid4())
+            answer = await asyncio.to_thread(register_item, gateway, alice, item)
+            assert answer["status"] == "processed"
+            row = mine.locator("#event-rows tr[data-type='inventory.item_registered']")
+            await expect(row).to_have_count(1, timeout=10_000)
+            await expect(row).to_contain_text(item)
+            await expect(theirs.locator("#event-rows tr")).to_have_count(0)
+
+            wrong = await browser.new_page()
+            await wrong.goto(f"{gateway.url}/console/")
+            await wrong.fill("#email", alice["EMAIL"])
+            await wrong.fill("#password", "not the password")
+            await wrong.click("#sign-in-button")
+            await expect(wrong.get_by_test_id("sign-in-error")).to_contain_text(
+                "invalid_credentials")
+        finally:
+            await browser.close()

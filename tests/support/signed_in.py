@@ -1,0 +1,31 @@
+"""Users as an app has them: signed up through the gateway's /auth/v1, in a tenant they
+created with the tenancy slice's command (the access-token hook then puts it in their
+tokens). Browsers for the web tests: Debian's chromium, which `./run` installs."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+from supabase import ClientOptions, create_client
+
+from tools.gateway.testing import RunningGateway
+from tools.local.keys import anon_key
+
+PASSWORD = "a long enough secret"
+CHROMIUM = "/usr/bin/chromium"  # Playwright drives it: no browser download
+
+
+def member_with_a_tenant(gateway: RunningGateway, name: str = "member") -> dict[str, str]:
+    """A user who signed up and created a tenant: URL, anon key, credentials and tenant."""
+    email = f"{name}-{uuid4().hex[:10]}@example.com"
+    client = create_client(gateway.url, anon_key(), ClientOptions(
+        auto_refresh_token=False, persist_session=False))
+    client.auth.sign_up({"email": email, "password": PASSWORD})
+    tenant = str(uuid4())
+    made = client.functions.invoke("command", {"responseType": "json", "body": {
+        "type": "tenancy.create_tenant", "wait": True,
+        "payload": {"tenant_id": tenant, "name": name}}})
+    assert isinstance(made, dict)
+    assert made["status"] == "processed", made
+    return {"SUPABASE_URL": gateway.url, "SUPABASE_ANON_KEY": anon_key(), "EMAIL": email,
+            "PASSWORD": PASSWORD, "TENANT": tenant}

@@ -1,0 +1,117 @@
+// The Intent console: sign in through Auth, pick a tenant, watch its events live. Plain
+// browser JavaScript on supabase-js's own bundle (served from the project's node_modules);
+// everything it shows comes through the same client paths an app uses, under RLS.
+const $ = (id) => document.getElementById(id);
+const MAX_ROWS = 500;
+let supabase = null;
+let channel = null;
+let paused = false;
+
+const claimsOf = (token) => {
+  const part = token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/");
+  return JSON.parse(atob(part));
+};
+
+async function defaults() {
+  try {
+    const answer = await fetch("config.json");
+    if (answer.ok) return await answer.json();
+  } catch { /* served elsewhere: the user types them */ }
+  return {};
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  $("sign-in-error").textContent = "";
+  supabase = window.supabase.createClient($("url").value, $("anon-key").value,
+    { auth: { persistSession: false } });
+  const { data, error } = await supabase.auth.signInWithPassword({
+    email: $("email").value, password: $("password").value,
+  });
+  if (error) {
+    $("sign-in-error").textContent = `${error.code ?? "error"}: ${error.message}`;
+    return;
+  }
+  await showSession(data.session);
+}
+
+async function showSession(session) {
+  const claims = claimsOf(session.access_token);
+  const tenant = claims.app_metadata?.tenant_id ?? null;
+  $("who").textContent = tenant
+    ? `${claims.email} · tenant ${tenant} (${claims.app_metadata.tenant_role})`
+    : `${claims.email} · no tenant yet`;
+  $("who").dataset.tenant = tenant ?? "";
+  $("sign-in").hidden = true;
+  $("tenants").hidden = false;
+  await listMemberships(tenant);
+  if (tenant) await watch(tenant);
+}
+
+async function listMemberships(active) {
+  const { data, error } = await supabase.rpc("my_memberships");
+  const list = $("memberships");
+  list.replaceChildren();
+  for (const row of error ? [] : data) {
+    const item = document.createElement("li");
+    item.textContent = `${row.tenant_id} (${row.role})`;
+    if (row.tenant_id !== active) {
+      const button = document.createElement("button");
+      button.textContent = "switch";
+      button.onclick = () => switchTo(row.tenant_id);
+      item.append(button);
+    }
+    list.append(item);
+  }
+}
+
+async function switchTo(tenant) {
+  const { error } = await supabase.functions.invoke("command", {
+    body: { type: "tenancy.switch_tenant", payload: { tenant_id: tenant }, wait: true },
+  });
+  if (error) return;
+  const { data } = await supabase.auth.refreshSession(); // the hook writes the new tenant
+  if (channel) await supabase.removeChannel(channel);
+  $("event-rows").replaceChildren();
+  await showSession(data.session);
+}
+
+function shown(event) {
+  const type = $("filter-type").value.trim();
+  const aggregate = $("filter-aggregate").value.trim();
+  return (!type || event.event_type.startsWith(type))
+    && (!aggregate || event.aggregate_id === aggregate);
+}
+
+function addRow(event) {
+  if (paused || !shown(event)) return;
+  const row = document.createElement("tr");
+  row.dataset.type = event.event_type;
+  for (const value of [event.recorded_at, event.event_type,
+    `${event.aggregate_type}/${event.aggregate_id}`, event.version,
+    event.metadata?.correlation_id ?? ""]) {
+    const cell = document.createElement("td");
+    cell.textContent = value;
+    row.append(cell);
+  }
+  const rows = $("event-rows");
+  rows.prepend(row);
+  while (rows.children.length > MAX_ROWS) rows.lastChild.remove();
+}
+
+async function watch(tenant) {
+  $("events").hidden = false;
+  await supabase.realtime.setAuth(); // before joining the private topic
+  channel = supabase.channel(`intent:tenant:${tenant}`, { config: { private: true } })
+    .on("broadcast", { event: "*" }, ({ payload }) => addRow(payload))
+    .subscribe((status) => { $("live-state").textContent = status.toLowerCase(); });
+}
+
+$("pause").onclick = () => {
+  paused = !paused;
+  $("pause").textContent = paused ? "Resume" : "Pause";
+};
+$("sign-in-form").addEventListener("submit", signIn);
+const given = await defaults();
+$("url").value = given.url ?? "";
+$("anon-key").value = given.anonKey ?? "";

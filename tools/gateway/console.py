@@ -1,0 +1,49 @@
+"""`/console` of the local gateway: the Intent console's static page (tools/console/), the
+supabase-js browser bundle from the project's own node_modules (no CDN), and a
+`config.json` with this gateway's URL and anon key, so the page signs in here by default.
+Pointed at a hosted project's URL and anon key, the same page works against it."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from tools.local.keys import anon_key
+from tools.settings import REPO_ROOT
+
+PREFIX = "/console"
+STATIC = REPO_ROOT / "tools" / "console"
+BUNDLE = REPO_ROOT / "node_modules" / "@supabase" / "supabase-js" / "dist" / "umd" / "supabase.js"
+FILES = {"index.html": "text/html", "console.js": "text/javascript",
+         "console.css": "text/css"}
+
+
+async def _page(request: web.Request) -> web.StreamResponse:
+    name = request.match_info.get("name") or "index.html"
+    if name not in FILES:
+        raise web.HTTPNotFound(text=f"{request.path} is not part of the console")
+    return web.FileResponse(STATIC / name, headers={"Content-Type": FILES[name],
+                                                    "Cache-Control": "no-store"})
+
+
+async def _bundle(request: web.Request) -> web.StreamResponse:
+    return web.FileResponse(BUNDLE, headers={"Content-Type": "text/javascript"})
+
+
+async def _config(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"url": f"{request.scheme}://{request.host}",
+                              "anonKey": anon_key()})
+
+
+async def _to_slash(request: web.Request) -> web.StreamResponse:
+    raise web.HTTPFound(f"{PREFIX}/")
+
+
+class ConsoleModule:
+    name = "console"
+
+    def install(self, app: web.Application) -> None:
+        app.router.add_get(PREFIX, _to_slash)
+        app.router.add_get(f"{PREFIX}/", _page)
+        app.router.add_get(f"{PREFIX}/config.json", _config)
+        app.router.add_get(f"{PREFIX}/vendor/supabase.js", _bundle)
+        app.router.add_get(PREFIX + "/{name}", _page)
