@@ -1,7 +1,9 @@
 """The Intent console (`/console`, tools/console/) in headless Chromium driven by Playwright,
 against the gateway and the real pipeline: a user signs in through /auth/v1, sees their
 tenants, and watches their tenant's events arrive live; a wrong password is said on the
-page; a user of another tenant, signed in beside them, sees none of it."""
+page; a user of another tenant, signed in beside them, sees none of it. The composer builds
+its form from the command catalogue, sends through the `command` function and shows the
+outcome, or the field the function refused."""
 
 from __future__ import annotations
 
@@ -76,5 +78,32 @@ async def test_the_console_signs_in_and_shows_the_tenants_events_live(
             await wrong.click("#sign-in-button")
             await expect(wrong.get_by_test_id("sign-in-error")).to_contain_text(
                 "invalid_credentials")
+        finally:
+            await browser.close()
+
+
+async def test_the_composer_sends_a_command_and_says_which_field_is_wrong(
+    gateway: RunningGateway, pipeline: None,
+) -> None:
+    carol = await asyncio.to_thread(member_with_a_tenant, gateway, "carol")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = await signed_in_page(browser, gateway, carol)
+            await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
+            await page.select_option("#command-type", "inventory.register_item")
+            await page.fill("#command-fields input[name=sku]", "C-1")
+            await page.fill("#command-fields input[name=name]", "Composed")
+            await page.click("#send")
+            await expect(page.get_by_test_id("outcome")).to_have_text(
+                "processed: inventory.item_registered")
+            rows = page.locator("#event-rows tr[data-type='inventory.item_registered']")
+            await expect(rows).to_have_count(1, timeout=10_000)
+
+            await page.fill("#command-fields input[name=sku]", "S" * 65)  # max 64
+            await page.click("#send")
+            await expect(page.get_by_test_id("outcome")).to_have_text("refused: invalid_payload")
+            await expect(page.locator(".field-error[data-field=sku]")).not_to_be_empty()
+            await expect(page.locator(".field-error[data-field=name]")).to_be_empty()
         finally:
             await browser.close()

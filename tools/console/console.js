@@ -45,7 +45,78 @@ async function showSession(session) {
   $("sign-in").hidden = true;
   $("tenants").hidden = false;
   await listMemberships(tenant);
+  await showComposer();
   if (tenant) await watch(tenant);
+}
+
+// -- the command composer: a form per command type, from the catalogue's JSON Schemas (the
+// same ones the `command` function validates with) -----------------------------------------
+let catalogue = {};
+
+async function showComposer() {
+  const answer = await fetch("catalogue.json");
+  if (!answer.ok) return;
+  catalogue = (await answer.json()).commands;
+  const select = $("command-type");
+  select.replaceChildren(...Object.keys(catalogue).sort().map((name) => new Option(name, name)));
+  select.onchange = () => renderFields(select.value);
+  renderFields(select.value);
+  $("composer").hidden = false;
+}
+
+function renderFields(type) {
+  const schema = catalogue[type].schema;
+  const required = new Set(schema.required ?? []);
+  const fields = $("command-fields");
+  fields.replaceChildren();
+  for (const [name, spec] of Object.entries(schema.properties ?? {})) {
+    const label = document.createElement("label");
+    label.textContent = required.has(name) ? `${name} *` : name;
+    const input = document.createElement("input");
+    input.name = name;
+    input.dataset.kind = spec.type ?? "string";
+    if (spec.format === "uuid") input.value = crypto.randomUUID();
+    if (spec.default !== undefined) input.value = String(spec.default);
+    const error = document.createElement("span");
+    error.className = "field-error";
+    error.dataset.field = name;
+    label.append(input, error);
+    fields.append(label);
+  }
+}
+
+function payloadOf() {
+  const payload = {};
+  for (const input of $("command-fields").querySelectorAll("input")) {
+    if (input.value === "") continue;
+    const kind = input.dataset.kind;
+    payload[input.name] = kind === "integer" || kind === "number" ? Number(input.value)
+      : kind === "boolean" ? input.value === "true" : input.value;
+  }
+  return payload;
+}
+
+async function send(event) {
+  event.preventDefault();
+  for (const span of document.querySelectorAll(".field-error")) span.textContent = "";
+  const { data, error } = await supabase.functions.invoke("command", {
+    body: { type: $("command-type").value, payload: payloadOf(), wait: true },
+  });
+  if (error) {
+    const body = await error.context.json().catch(() => ({}));
+    const refusal = body.error ?? body;
+    for (const problem of refusal.details?.errors ?? []) {
+      const field = String(problem.path ?? "").replace(/^\//, "").split("/")[0];
+      const span = document.querySelector(`.field-error[data-field="${field}"]`);
+      if (span) span.textContent = problem.message;
+    }
+    $("outcome").textContent = `refused: ${refusal.code ?? error.message}`;
+    return;
+  }
+  const events = (data.events ?? []).map((e) => e.event_type).join(", ");
+  $("outcome").textContent = data.status === "rejected"
+    ? `rejected: ${data.error?.code ?? ""} ${data.error?.reason ?? ""}`
+    : `${data.status}${events ? `: ${events}` : ""}`;
 }
 
 async function listMemberships(active) {
@@ -112,6 +183,7 @@ $("pause").onclick = () => {
   $("pause").textContent = paused ? "Resume" : "Pause";
 };
 $("sign-in-form").addEventListener("submit", signIn);
+$("composer-form").addEventListener("submit", send);
 const given = await defaults();
 $("url").value = given.url ?? "";
 $("anon-key").value = given.anonKey ?? "";

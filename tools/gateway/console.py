@@ -1,6 +1,7 @@
 """`/console` of the local gateway: the Intent console's static page (tools/console/), the
 supabase-js browser bundle from the project's own node_modules (no CDN), and a
-`config.json` with this gateway's URL and anon key, so the page signs in here by default.
+`config.json` with this gateway's URL and anon key, so the page signs in here by default,
+and `catalogue.json`, the command catalogue the composer builds its forms from.
 Pointed at a hosted project's URL and anon key, the same page works against it."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from tools.settings import REPO_ROOT
 
 PREFIX = "/console"
 STATIC = REPO_ROOT / "tools" / "console"
+CATALOGUE = REPO_ROOT / "supabase" / "functions" / "_shared" / "command_schemas.json"
 BUNDLE = REPO_ROOT / "node_modules" / "@supabase" / "supabase-js" / "dist" / "umd" / "supabase.js"
 FILES = {"index.html": "text/html", "console.js": "text/javascript",
          "console.css": "text/css"}
@@ -27,6 +29,11 @@ async def _page(request: web.Request) -> web.StreamResponse:
 
 async def _bundle(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(BUNDLE, headers={"Content-Type": "text/javascript"})
+
+
+async def _catalogue(request: web.Request) -> web.StreamResponse:
+    """The command catalogue the `command` function validates with (intent generate)."""
+    return web.FileResponse(CATALOGUE, headers={"Content-Type": "application/json"})
 
 
 async def _config(request: web.Request) -> web.StreamResponse:
@@ -45,5 +52,6 @@ class ConsoleModule:
         app.router.add_get(PREFIX, _to_slash)
         app.router.add_get(f"{PREFIX}/", _page)
         app.router.add_get(f"{PREFIX}/config.json", _config)
+        app.router.add_get(f"{PREFIX}/catalogue.json", _catalogue)
         app.router.add_get(f"{PREFIX}/vendor/supabase.js", _bundle)
         app.router.add_get(PREFIX + "/{name}", _page)
