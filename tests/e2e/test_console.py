@@ -12,26 +12,15 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import async_playwright, expect
 from supabase import ClientOptions, create_client
 
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
-from tests.support.signed_in import CHROMIUM, member_with_a_tenant
+from tests.support.signed_in import CHROMIUM, member_with_a_tenant, signed_in_page
 from tools.gateway.testing import RunningGateway
 from tools.local.keys import anon_key
 
 pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
-
-
-async def signed_in_page(browser: Browser, gateway: RunningGateway,
-                         user: dict[str, str]) -> Page:
-    page = await browser.new_page()
-    await page.goto(f"{gateway.url}/console")
-    await expect(page.locator("#url")).to_have_value(gateway.url)  # from config.json
-    await page.fill("#email", user["EMAIL"])
-    await page.fill("#password", user["PASSWORD"])
-    await page.click("#sign-in-button")
-    return page
 
 
 def register_item(gateway: RunningGateway, user: dict[str, str], item: str) -> dict[str, Any]:
@@ -91,6 +80,7 @@ async def test_the_composer_sends_a_command_and_says_which_field_is_wrong(
         try:
             page = await signed_in_page(browser, gateway, carol)
             await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
+            await page.click("#tabs button[data-view=composer]")
             await page.select_option("#command-type", "inventory.register_item")
             await page.fill("#command-fields input[name=sku]", "C-1")
             await page.fill("#command-fields input[name=name]", "Composed")

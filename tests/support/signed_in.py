@@ -1,11 +1,13 @@
 """Users as an app has them: signed up through the gateway's /auth/v1, in a tenant they
 created with the tenancy slice's command (the access-token hook then puts it in their
-tokens). Browsers for the web tests: Debian's chromium, which `./run` installs."""
+tokens). Browsers for the web tests: Debian's chromium, which `./run` installs, and the
+console's page signed in as such a user."""
 
 from __future__ import annotations
 
 from uuid import uuid4
 
+from playwright.async_api import Browser, Page, expect
 from supabase import ClientOptions, create_client
 
 from tools.gateway.testing import RunningGateway
@@ -29,3 +31,15 @@ def member_with_a_tenant(gateway: RunningGateway, name: str = "member") -> dict[
     assert made["status"] == "processed", made
     return {"SUPABASE_URL": gateway.url, "SUPABASE_ANON_KEY": anon_key(), "EMAIL": email,
             "PASSWORD": PASSWORD, "TENANT": tenant}
+
+
+async def signed_in_page(browser: Browser, gateway: RunningGateway,
+                         user: dict[str, str]) -> Page:
+    """The console (`/console`) in a new page, signed in as `user` (its form filled in)."""
+    page = await browser.new_page()
+    await page.goto(f"{gateway.url}/console")
+    await expect(page.locator("#url")).to_have_value(gateway.url)  # from config.json
+    await page.fill("#email", user["EMAIL"])
+    await page.fill("#password", user["PASSWORD"])
+    await page.click("#sign-in-button")
+    return page

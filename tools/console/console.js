@@ -1,7 +1,20 @@
 // The Intent console: sign in through Auth, pick a tenant, watch its events live. Plain
 // browser JavaScript on supabase-js's own bundle (served from the project's node_modules);
 // everything it shows comes through the same client paths an app uses, under RLS.
+//
+// Each view beyond the events table and the composer is a module of its own with
+//   show(context)      called after sign-in and after every tenant switch, where context is
+//                      {supabase, claims, tenant, panel (the view's <div class="panel">)}
+//   onEvent(event)     (optional) every event of the tenant topic, as broadcast
+//   onShown()          (optional) its tab was opened
+import * as inspector from "./inspector.js";
+import * as readModels from "./read_models.js";
+import * as sagas from "./sagas.js";
+import * as traces from "./traces.js";
+import * as health from "./health.js";
+
 const $ = (id) => document.getElementById(id);
+const VIEWS = { inspector, "read-models": readModels, sagas, traces, health };
 const MAX_ROWS = 500;
 let supabase = null;
 let channel = null;
@@ -44,9 +57,28 @@ async function showSession(session) {
   $("who").dataset.tenant = tenant ?? "";
   $("sign-in").hidden = true;
   $("tenants").hidden = false;
+  $("tabs").hidden = false;
   await listMemberships(tenant);
   await showComposer();
   if (tenant) await watch(tenant);
+  for (const [id, view] of Object.entries(VIEWS)) {
+    const panel = $(id).querySelector(".panel");
+    panel.replaceChildren();
+    await view.show({ supabase, claims, tenant, panel });
+  }
+  openTab(currentTab);
+}
+
+// -- tabs: one view at a time -------------------------------------------------------------
+let currentTab = "events";
+
+function openTab(id) {
+  currentTab = id;
+  for (const section of document.querySelectorAll("section.view")) section.hidden = section.id !== id;
+  for (const button of $("tabs").querySelectorAll("button")) {
+    button.classList.toggle("active", button.dataset.view === id);
+  }
+  VIEWS[id]?.onShown?.();
 }
 
 // -- the command composer: a form per command type, from the catalogue's JSON Schemas (the
@@ -61,7 +93,6 @@ async function showComposer() {
   select.replaceChildren(...Object.keys(catalogue).sort().map((name) => new Option(name, name)));
   select.onchange = () => renderFields(select.value);
   renderFields(select.value);
-  $("composer").hidden = false;
 }
 
 function renderFields(type) {
@@ -154,6 +185,11 @@ function shown(event) {
     && (!aggregate || event.aggregate_id === aggregate);
 }
 
+function received(event) {
+  for (const view of Object.values(VIEWS)) view.onEvent?.(event);
+  addRow(event);
+}
+
 function addRow(event) {
   if (paused || !shown(event)) return;
   const row = document.createElement("tr");
@@ -171,10 +207,9 @@ function addRow(event) {
 }
 
 async function watch(tenant) {
-  $("events").hidden = false;
   await supabase.realtime.setAuth(); // before joining the private topic
   channel = supabase.channel(`intent:tenant:${tenant}`, { config: { private: true } })
-    .on("broadcast", { event: "*" }, ({ payload }) => addRow(payload))
+    .on("broadcast", { event: "*" }, ({ payload }) => received(payload))
     .subscribe((status) => { $("live-state").textContent = status.toLowerCase(); });
 }
 
@@ -182,6 +217,9 @@ $("pause").onclick = () => {
   paused = !paused;
   $("pause").textContent = paused ? "Resume" : "Pause";
 };
+for (const button of $("tabs").querySelectorAll("button")) {
+  button.onclick = () => openTab(button.dataset.view);
+}
 $("sign-in-form").addEventListener("submit", signIn);
 $("composer-form").addEventListener("submit", send);
 const given = await defaults();

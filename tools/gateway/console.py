@@ -15,15 +15,21 @@ PREFIX = "/console"
 STATIC = REPO_ROOT / "tools" / "console"
 CATALOGUE = REPO_ROOT / "supabase" / "functions" / "_shared" / "command_schemas.json"
 BUNDLE = REPO_ROOT / "node_modules" / "@supabase" / "supabase-js" / "dist" / "umd" / "supabase.js"
-FILES = {"index.html": "text/html", "console.js": "text/javascript",
-         "console.css": "text/css"}
+TYPES = {".html": "text/html", ".js": "text/javascript", ".css": "text/css"}
+
+
+def _files() -> dict[str, str]:
+    """The page's files by name: what tools/console/ holds (one folder, no subfolders)."""
+    return {path.name: TYPES[path.suffix] for path in STATIC.iterdir()
+            if path.is_file() and path.suffix in TYPES}
 
 
 async def _page(request: web.Request) -> web.StreamResponse:
     name = request.match_info.get("name") or "index.html"
-    if name not in FILES:
+    files = _files()
+    if name not in files:
         raise web.HTTPNotFound(text=f"{request.path} is not part of the console")
-    return web.FileResponse(STATIC / name, headers={"Content-Type": FILES[name],
+    return web.FileResponse(STATIC / name, headers={"Content-Type": files[name],
                                                     "Cache-Control": "no-store"})
 
 
