@@ -547,7 +547,7 @@ async def test_paths_the_gateway_does_not_serve_are_json_404s(
     status, body, _ = await call(http, "POST", f"{gateway.url}/storage/v1/object/b/x")
     assert status == 404
     assert "not served by the local gateway" in body["message"]
-    # /auth/v1 is served (tests/integration/test_gateway_auth.py); its unknown paths are
+    # /auth/v1 is served (tests/integration/auth/); its unknown paths are
     # GoTrue's 404.
     status, body, _ = await call(http, "POST", f"{gateway.url}/auth/v1/otp/nothing")
     assert (status, body["error_code"]) == (404, "not_found")
