@@ -18,7 +18,7 @@ from supabase import ClientOptions, create_client
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.signed_in import CHROMIUM, member_with_a_tenant, signed_in_page
 from tools.gateway.testing import RunningGateway
-from tools.local.keys import anon_key
+from tools.local.keys import anon_key, user_token
 
 pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
 
@@ -96,5 +96,25 @@ async def test_the_composer_sends_a_command_and_says_which_field_is_wrong(
             await expect(page.get_by_test_id("outcome")).to_have_text("refused: invalid_payload")
             await expect(page.locator(".field-error[data-field=sku]")).not_to_be_empty()
             await expect(page.locator(".field-error[data-field=name]")).to_be_empty()
+        finally:
+            await browser.close()
+
+
+async def test_a_pasted_token_signs_in_without_a_password(
+    gateway: RunningGateway, pipeline: None,
+) -> None:
+    tenant = str(uuid4())
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"{gateway.url}/console/")
+            await page.fill("#token", "not a token")
+            await page.click("#sign-in-button")
+            await expect(page.get_by_test_id("sign-in-error")).to_contain_text("malformed_token")
+            await page.fill("#token", user_token(tenant, uuid4()))
+            await page.click("#sign-in-button")
+            await expect(page.get_by_test_id("who")).to_contain_text(f"tenant {tenant}")
+            await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
         finally:
             await browser.close()

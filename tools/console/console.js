@@ -36,6 +36,8 @@ async function defaults() {
 async function signIn(event) {
   event.preventDefault();
   $("sign-in-error").textContent = "";
+  const token = $("token").value.trim();
+  if (token) return useToken(token);
   supabase = window.supabase.createClient($("url").value, $("anon-key").value,
     { auth: { persistSession: false } });
   const { data, error } = await supabase.auth.signInWithPassword({
@@ -48,12 +50,31 @@ async function signIn(event) {
   await showSession(data.session);
 }
 
+// A pasted token (a script's `intent token`, or one copied from an app): every call carries
+// it; there is no session to refresh, so switching tenants asks for a new token.
+async function useToken(token) {
+  let claims;
+  try {
+    claims = claimsOf(token);
+  } catch {
+    $("sign-in-error").textContent = "malformed_token: that is not a JWT";
+    return;
+  }
+  supabase = window.supabase.createClient($("url").value, $("anon-key").value,
+    { accessToken: async () => token });
+  pastedToken = true;
+  await showSession({ access_token: token, claims });
+}
+
+let pastedToken = false;
+
 async function showSession(session) {
   const claims = claimsOf(session.access_token);
   const tenant = claims.app_metadata?.tenant_id ?? null;
+  const name = claims.email ?? claims.sub;
   $("who").textContent = tenant
-    ? `${claims.email} · tenant ${tenant} (${claims.app_metadata.tenant_role})`
-    : `${claims.email} · no tenant yet`;
+    ? `${name} · tenant ${tenant} (${claims.app_metadata.tenant_role ?? claims.role})`
+    : `${name} · no tenant yet`;
   $("who").dataset.tenant = tenant ?? "";
   $("sign-in").hidden = true;
   $("tenants").hidden = false;
@@ -172,6 +193,10 @@ async function switchTo(tenant) {
     body: { type: "tenancy.switch_tenant", payload: { tenant_id: tenant }, wait: true },
   });
   if (error) return;
+  if (pastedToken) {
+    $("who").textContent += " · switched: sign in again (a pasted token cannot be refreshed)";
+    return;
+  }
   const { data } = await supabase.auth.refreshSession(); // the hook writes the new tenant
   if (channel) await supabase.removeChannel(channel);
   $("event-rows").replaceChildren();
