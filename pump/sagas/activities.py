@@ -1,5 +1,6 @@
-"""The saga runtime's only write: inserting a command the saga issued, with an id derived
-from the step, so a retried or replayed step finds it there already."""
+"""The saga runtime's writes: inserting a command the saga issued, with an id derived from
+the step, so a retried or replayed step finds it there already; and recording what the
+console may see of an instance (intent.saga_instances), idempotently."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from domain.registry import Registry
 from domain.saga import saga_command_id
 from pump.observability import telemetry
 from pump.observability.logs import log_event
-from pump.sagas.contracts import ISSUE_COMMAND, IssueRequest
+from pump.sagas.contracts import ISSUE_COMMAND, RECORD_INSTANCE, InstanceRecord, IssueRequest
+from pump.sagas.instances import upsert_instance
 from pump.store.connections import Conn
 
 log = logging.getLogger(__name__)
@@ -50,6 +52,16 @@ class SagaActivities:
                   event_id=str(request.causation_id) if request.causation_id else None,
                   duration_ms=round((time.perf_counter() - started) * 1000, 3))
         return command_id
+
+    @activity.defn(name=RECORD_INSTANCE)
+    async def record_instance(self, record: InstanceRecord) -> bool:
+        """Upsert the instance's row; False when a newer record (or its end) is there."""
+        async with self._pool.connection() as conn:
+            written = await upsert_instance(conn, record)
+        log_event(log, "saga.recorded", level=logging.DEBUG, saga=record.saga,
+                  instance=record.instance, tenant=str(record.tenant_id),
+                  status=record.status, timers=len(record.timers), written=written)
+        return written
 
     async def _issue(self, request: IssueRequest) -> str:
         command_id = saga_command_id(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
@@ -12,6 +12,10 @@ from domain.contracts import Event
 SAGA_WORKFLOW = "intent.saga"
 SAGA_EVENT_SIGNAL = "event"
 ISSUE_COMMAND = "intent.issue_saga_command"
+RECORD_INSTANCE = "intent.record_saga_instance"
+# The patch id of the instance records (`workflow.patched`): a workflow that began its run
+# before the records existed replays without them, and records from its next run on.
+RECORD_INSTANCE_PATCH = "intent.saga-instance-records"
 
 # A run continues as new once its history holds this many events (or Temporal suggests it):
 # well below Temporal's limits (warning at 10,240 events), and a replay stays cheap.
@@ -54,6 +58,7 @@ class SagaCarry(_Model):
     # Events signalled to the last run and not applied yet: the next run applies them first.
     pending: list[Event] = Field(default_factory=list)
     runs: int = 1  # runs so far, this one included
+    started_at: AwareDatetime | None = None  # the first run's start (None: not known)
 
 
 class SagaStart(_Model):
@@ -88,3 +93,19 @@ class IssueRequest(_Model):
     correlation_id: UUID
     causation_id: UUID | None
     traceparent: str | None = None
+
+
+class InstanceRecord(_Model):
+    """What the console sees of an instance (intent.saga_instances), as of `recorded_at`
+    (workflow time, so that a late retry of an older record never overwrites a newer one)."""
+
+    saga: str
+    tenant_id: UUID
+    instance: str
+    workflow_id: str
+    status: Literal["running", "completed"]
+    outcome: str | None = None
+    started_at: AwareDatetime
+    recorded_at: AwareDatetime
+    timers: dict[str, AwareDatetime] = Field(default_factory=dict)  # name -> fire time
+    last_event_type: str | None = None

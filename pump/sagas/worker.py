@@ -73,7 +73,7 @@ def build_saga_worker(
         client,
         task_queue=task_queue,
         workflows=[SagaWorkflow],
-        activities=[activities.issue_command],
+        activities=[activities.issue_command, activities.record_instance],
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(
                 *passed, "pump.sagas.contracts", "pump.sagas.hosting", "pydantic",

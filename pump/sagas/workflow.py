@@ -8,7 +8,10 @@ when Temporal suggests it) it continues as new between two steps, carrying its s
 timers' fire times (not restarted), the latest applied event ids and the events received
 but not applied yet, which the next run applies first. It hands them over rather than
 applying them first, since applying may issue commands, and awaiting those lets yet more
-signals in: under a steady stream the run could never close."""
+signals in: under a steady stream the run could never close.
+
+What a browser may see of the instance is recorded in intent.saga_instances by an activity,
+only when that changes: its timers (before it waits on them) and its end."""
 
 from __future__ import annotations
 
@@ -16,10 +19,12 @@ import contextlib
 from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from domain.contracts import Event
@@ -34,10 +39,13 @@ with workflow.unsafe.imports_passed_through():
     from pump.sagas.contracts import (
         ISSUE_COMMAND,
         ISSUED_KEPT,
+        RECORD_INSTANCE,
+        RECORD_INSTANCE_PATCH,
         SAGA_EVENT_SIGNAL,
         SAGA_WORKFLOW,
         AppliedWindow,
         FeedSpot,
+        InstanceRecord,
         IssueRequest,
         SagaCarry,
         SagaOutcome,
@@ -81,6 +89,55 @@ class AppliedEvents:
                 self._floor = dropped
 
 
+class InstanceRecorder:
+    """Keeps the instance's row in intent.saga_instances in step, at an activity per change
+    of what it shows (its timers, its end), not one per step. A run begun before the records
+    existed replays without them (`workflow.patched`) and is recorded from its next run on.
+    A record that keeps failing is logged and given up: the row lags, the saga goes on."""
+
+    def __init__(self, start: SagaStart, started_at: datetime) -> None:
+        self.started_at = started_at
+        self._start = start
+        self._on = workflow.patched(RECORD_INSTANCE_PATCH)
+        self._recorded: dict[str, float] | None = None  # None: nothing recorded this run
+
+    async def running(self, timers: dict[str, float], last: Event | None, busy: bool) -> None:
+        """Before waiting: record the timers it waits on, if they changed. A run's first
+        record waits while events are pending, since applying them changes what it shows."""
+        if not self._on or timers == self._recorded or (self._recorded is None and busy):
+            return
+        if await self._record("running", None, timers, last):
+            self._recorded = dict(timers)
+
+    async def completed(self, outcome: str, last: Event | None) -> None:
+        if self._on:
+            await self._record("completed", outcome, {}, last)
+
+    async def _record(
+        self, status: Literal["running", "completed"], outcome: str | None,
+        timers: dict[str, float], last: Event | None,
+    ) -> bool:
+        start = self._start
+        record = InstanceRecord(
+            saga=start.saga, tenant_id=start.tenant_id, instance=start.instance,
+            workflow_id=workflow.info().workflow_id, status=status, outcome=outcome,
+            started_at=self.started_at, recorded_at=workflow.now(),
+            timers={name: datetime.fromtimestamp(at, UTC) for name, at in timers.items()},
+            last_event_type=last.event_type if last else None,
+        )
+        try:
+            await workflow.execute_activity(
+                RECORD_INSTANCE, record, start_to_close_timeout=timedelta(seconds=10),
+                retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10),
+                                         maximum_attempts=10),
+            )
+        except ActivityError as exc:
+            workflow.logger.warning("saga %s: instance record not written: %s",
+                                    record.workflow_id, exc.cause or exc)
+            return False
+        return True
+
+
 def _spot(event: Event) -> FeedSpot | None:
     if event.transaction_id is None or event.position is None:
         return None
@@ -98,7 +155,7 @@ class SagaWorkflow:
 
     @workflow.run
     async def run(self, start: SagaStart) -> SagaOutcome:
-        """The instance's whole life, one step at a time. Kept as one function (about 70
+        """The instance's whole life, one step at a time. Kept as one function (about 75
         lines): the run's state lives in its locals, which `handover` captures for
         continue-as-new at any step."""
         app = hosted(workflow.info().task_queue)
@@ -116,6 +173,8 @@ class SagaWorkflow:
         # this run received already).
         self._inbox[:0] = carry.pending if carry else []
         outcome: str | None = None
+        recorder = InstanceRecorder(start, carry.started_at if carry and carry.started_at
+                                    else workflow.info().workflow_start_time)
 
         def handover() -> SagaCarry:
             return SagaCarry(
@@ -127,11 +186,13 @@ class SagaWorkflow:
                 last_event=last,
                 runs=runs + 1,
                 pending=list(self._inbox),
+                started_at=recorder.started_at,
             )
 
         while outcome is None:
             # Between steps only: before waiting, and on waking before the next step.
             await self._continue_if_long(start, handover)
+            await recorder.running(timers, last, busy=bool(self._inbox))
             due = min(timers.values()) if timers else None
             wait = None if due is None else max(0.0, due - workflow.time())
             with contextlib.suppress(TimeoutError):  # a timer is due
@@ -163,6 +224,7 @@ class SagaWorkflow:
                     case Complete(outcome=done):
                         outcome = done
                         break
+        await recorder.completed(outcome, last)
         return SagaOutcome(
             saga=start.saga,
             instance=start.instance,
