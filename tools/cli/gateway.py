@@ -13,10 +13,14 @@ from pathlib import Path
 import click
 from aiohttp import web
 
+from domain.errors import IntentError
+from projections.application import Application
 from tools import settings
+from tools.cli.application import ApplicationError, load_application
 from tools.cli.common import refuse
 from tools.gateway.app import create_app
 from tools.gateway.config import DEFAULT_PORT, GatewayConfig, GatewayError
+from tools.gateway.shared import log_event
 from tools.local import keys as local_keys
 
 
@@ -30,16 +34,18 @@ def ensure_port_free(host: str, port: int) -> None:
             raise GatewayError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
-async def serve(config: GatewayConfig, on_ready: Callable[[], None]) -> None:
+async def serve(config: GatewayConfig, on_ready: Callable[[], None],
+                application: Application | None = None) -> None:
     """Start everything, call `on_ready`, serve until SIGINT/SIGTERM, then stop everything
-    (the functions' processes by their PIDs) before returning."""
+    (the functions' processes by their PIDs) before returning. `application` is what the
+    console's inspector folds aggregates with."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     ensure_port_free(config.host, config.port)
-    runner = web.AppRunner(create_app(config), access_log=None, handle_signals=False,
-                           shutdown_timeout=5)
+    runner = web.AppRunner(create_app(config, application=application), access_log=None,
+                           handle_signals=False, shutdown_timeout=5)
     try:
         await runner.setup()
         site = web.TCPSite(runner, config.host, config.port, reuse_address=True)
@@ -65,6 +71,16 @@ def banner(config: GatewayConfig) -> str:
         f"service_role key: {local_keys.service_role_key()}",
         f"JWT secret: {local_keys.LOCAL_JWT_SECRET}",
     ])
+
+
+def _application() -> Application | None:
+    """The configured application, for the console's inspector; the gateway serves all the
+    rest without one (said once in the log), so a broken or missing app does not stop it."""
+    try:
+        return load_application()
+    except (ApplicationError, IntentError) as exc:
+        log_event("no_application", logging.WARNING, reason=str(exc))
+        return None
 
 
 @click.command("gateway", context_settings={"help_option_names": ["-h", "--help"]})
@@ -117,7 +133,7 @@ def gateway(
             click.echo(banner(config))
             sys.stdout.flush()
 
-        asyncio.run(serve(config, ready))
+        asyncio.run(serve(config, ready, _application()))
     except (GatewayError, settings.SettingsError) as exc:
         refuse(str(exc))
     finally:

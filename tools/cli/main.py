@@ -40,6 +40,7 @@ def _register() -> None:
     from tools.cli.gateway import gateway
     from tools.cli.generate import generate
     from tools.cli.new import new
+    from tools.cli.operator import operator
     from tools.cli.processes import pump, sagas, worker
     from tools.cli.projections import projections
     from tools.cli.relay import relay
@@ -50,8 +51,8 @@ def _register() -> None:
     from tools.cli.token import token
     from tools.cli.trace import trace
 
-    for command in (bench, db, demo, dev, docs, gateway, generate, new, projections, pump,
-                    relay, rls, sagas, snapshots, status, test, token, trace, worker):
+    for command in (bench, db, demo, dev, docs, gateway, generate, new, operator, projections,
+                    pump, relay, rls, sagas, snapshots, status, test, token, trace, worker):
         main.add_command(command)
 
 

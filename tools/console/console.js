@@ -226,6 +226,12 @@ function addRow(event) {
     cell.textContent = value;
     row.append(cell);
   }
+  // The aggregate opens in the inspector (which listens for "intent:inspect", as does the tab).
+  const aggregate = row.children[2];
+  aggregate.className = "inspect";
+  aggregate.title = "open in the inspector";
+  aggregate.onclick = () => document.dispatchEvent(new CustomEvent("intent:inspect", {
+    detail: { aggregate_type: event.aggregate_type, aggregate_id: event.aggregate_id } }));
   const rows = $("event-rows");
   rows.prepend(row);
   while (rows.children.length > MAX_ROWS) rows.lastChild.remove();
@@ -245,6 +251,7 @@ $("pause").onclick = () => {
 for (const button of $("tabs").querySelectorAll("button")) {
   button.onclick = () => openTab(button.dataset.view);
 }
+document.addEventListener("intent:inspect", () => openTab("inspector"));
 $("sign-in-form").addEventListener("submit", signIn);
 $("composer-form").addEventListener("submit", send);
 const given = await defaults();

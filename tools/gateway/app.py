@@ -17,6 +17,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
+from projections.application import Application
 from tools.gateway.auth_api.module import AuthModule
 from tools.gateway.config import GatewayConfig, GatewayError
 from tools.gateway.console import ConsoleModule
@@ -71,13 +72,14 @@ async def _request_log(
 
 
 def create_app(
-    config: GatewayConfig, modules: Sequence[GatewayModule] | None = None
+    config: GatewayConfig, modules: Sequence[GatewayModule] | None = None,
+    *, application: Application | None = None,
 ) -> web.Application:
     """The gateway with the given modules (default: REST, functions, Realtime, Auth and the
-    console)."""
+    console, which folds aggregates with `application`, the one the CLI loaded)."""
     if modules is None:
         modules = [RestModule(), FunctionsModule(), RealtimeModule(), AuthModule(),
-                   ConsoleModule()]
+                   ConsoleModule(application)]
     app = web.Application(middlewares=[_request_log], client_max_size=MAX_BODY_BYTES)
     gateway = Gateway(config)
     app[GATEWAY] = gateway

@@ -1,13 +1,20 @@
 """`/console` of the local gateway: the Intent console's static page (tools/console/), the
 supabase-js browser bundle from the project's own node_modules (no CDN), and a
 `config.json` with this gateway's URL and anon key, so the page signs in here by default,
-and `catalogue.json`, the command catalogue the composer builds its forms from.
-Pointed at a hosted project's URL and anon key, the same page works against it."""
+and `catalogue.json`, the command catalogue the composer builds its forms from; and
+`POST /console/fold` (tools.gateway.console_fold), where the aggregate inspector has the
+application's own domain fold the events it read; and `projections.json`
+(tools.gateway.console_catalog), the application's projections for the read-models view.
+Pointed at a hosted project's URL and anon key, the same page works against it (all but
+the fold and the projections, which only this gateway serves)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from projections.application import Application
+from tools.gateway.console_catalog import CatalogRoute
+from tools.gateway.console_fold import FoldRoute
 from tools.local.keys import anon_key
 from tools.settings import REPO_ROOT
 
@@ -52,7 +59,13 @@ async def _to_slash(request: web.Request) -> web.StreamResponse:
 
 
 class ConsoleModule:
+    """The console's routes; `application` is what /console/fold folds with (None: the
+    gateway was started without one, and the fold says so)."""
+
     name = "console"
+
+    def __init__(self, application: Application | None = None) -> None:
+        self.application = application
 
     def install(self, app: web.Application) -> None:
         app.router.add_get(PREFIX, _to_slash)
@@ -60,4 +73,7 @@ class ConsoleModule:
         app.router.add_get(f"{PREFIX}/config.json", _config)
         app.router.add_get(f"{PREFIX}/catalogue.json", _catalogue)
         app.router.add_get(f"{PREFIX}/vendor/supabase.js", _bundle)
+        app.router.add_post(f"{PREFIX}/fold", FoldRoute(self.application).handle)
+        app.router.add_get(f"{PREFIX}/projections.json",
+                           CatalogRoute(self.application).handle)
         app.router.add_get(PREFIX + "/{name}", _page)
