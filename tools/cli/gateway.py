@@ -73,7 +73,7 @@ def banner(config: GatewayConfig) -> str:
     ])
 
 
-def _application() -> Application | None:
+def application_or_none() -> Application | None:
     """The configured application, for the console's inspector; the gateway serves all the
     rest without one (said once in the log), so a broken or missing app does not stop it."""
     try:
@@ -133,7 +133,7 @@ def gateway(
             click.echo(banner(config))
             sys.stdout.flush()
 
-        asyncio.run(serve(config, ready, _application()))
+        asyncio.run(serve(config, ready, application_or_none()))
     except (GatewayError, settings.SettingsError) as exc:
         refuse(str(exc))
     finally:

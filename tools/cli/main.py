@@ -33,6 +33,7 @@ def main(app: str | None) -> None:
 
 def _register() -> None:
     from tools.cli.bench import bench
+    from tools.cli.console import console
     from tools.cli.db import db
     from tools.cli.demo import demo
     from tools.cli.dev import dev
@@ -51,8 +52,9 @@ def _register() -> None:
     from tools.cli.token import token
     from tools.cli.trace import trace
 
-    for command in (bench, db, demo, dev, docs, gateway, generate, new, operator, projections,
-                    pump, relay, rls, sagas, snapshots, status, test, token, trace, worker):
+    for command in (bench, console, db, demo, dev, docs, gateway, generate, new, operator,
+                    projections, pump, relay, rls, sagas, snapshots, status, test, token,
+                    trace, worker):
         main.add_command(command)
 
 

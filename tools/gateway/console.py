@@ -10,6 +10,9 @@ the fold and the projections, which only this gateway serves)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from typing import NamedTuple
+
 from aiohttp import web
 
 from projections.application import Application
@@ -49,9 +52,22 @@ async def _catalogue(request: web.Request) -> web.StreamResponse:
     return web.FileResponse(CATALOGUE, headers={"Content-Type": "application/json"})
 
 
-async def _config(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"url": f"{request.scheme}://{request.host}",
-                              "anonKey": anon_key()})
+class Project(NamedTuple):
+    """The project the page signs in to by default: a hosted one's URL and anon key (for
+    `intent console`), else this gateway (None)."""
+
+    url: str
+    anon_key: str
+
+
+def _config(project: Project | None) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def config(request: web.Request) -> web.StreamResponse:
+        if project is not None:
+            return web.json_response({"url": project.url, "anonKey": project.anon_key})
+        return web.json_response({"url": f"{request.scheme}://{request.host}",
+                                  "anonKey": anon_key()})
+
+    return config
 
 
 async def _to_slash(request: web.Request) -> web.StreamResponse:
@@ -64,13 +80,15 @@ class ConsoleModule:
 
     name = "console"
 
-    def __init__(self, application: Application | None = None) -> None:
+    def __init__(self, application: Application | None = None,
+                 project: Project | None = None) -> None:
         self.application = application
+        self.project = project
 
     def install(self, app: web.Application) -> None:
         app.router.add_get(PREFIX, _to_slash)
         app.router.add_get(f"{PREFIX}/", _page)
-        app.router.add_get(f"{PREFIX}/config.json", _config)
+        app.router.add_get(f"{PREFIX}/config.json", _config(self.project))
         app.router.add_get(f"{PREFIX}/catalogue.json", _catalogue)
         app.router.add_get(f"{PREFIX}/vendor/supabase.js", _bundle)
         app.router.add_post(f"{PREFIX}/fold", FoldRoute(self.application).handle)
