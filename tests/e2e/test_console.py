@@ -8,31 +8,23 @@ outcome, or the field the function refused."""
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 from uuid import uuid4
 
 import pytest
 from playwright.async_api import async_playwright, expect
-from supabase import ClientOptions, create_client
 
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
-from tests.support.signed_in import CHROMIUM, member_with_a_tenant, signed_in_page
+from tests.support.signed_in import (
+    CHROMIUM,
+    client_of,
+    member_with_a_tenant,
+    send,
+    signed_in_page,
+)
 from tools.gateway.testing import RunningGateway
-from tools.local.keys import anon_key, user_token
+from tools.local.keys import user_token
 
 pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
-
-
-def register_item(gateway: RunningGateway, user: dict[str, str], item: str) -> dict[str, Any]:
-    """A command by the same user from another client (supabase-py), as a second tab."""
-    client = create_client(gateway.url, anon_key(), ClientOptions(
-        auto_refresh_token=False, persist_session=False))
-    client.auth.sign_in_with_password({"email": user["EMAIL"], "password": user["PASSWORD"]})
-    answer = client.functions.invoke("command", {"responseType": "json", "body": {
-        "type": "inventory.register_item", "wait": True,
-        "payload": {"item_id": item, "sku": "CONSOLE-1", "name": "Seen"}}})
-    assert isinstance(answer, dict)
-    return answer
 
 
 async def test_the_console_signs_in_and_shows_the_tenants_events_live(
@@ -53,7 +45,9 @@ async def test_the_console_signs_in_and_shows_the_tenants_events_live(
                 await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
 
             item = str(uuid4())
-            answer = await asyncio.to_thread(register_item, gateway, alice, item)
+            answer = await asyncio.to_thread(
+                send, client_of(gateway, alice), "inventory.register_item", item_id=item,
+                sku="CONSOLE-1", name="Seen")
             assert answer["status"] == "processed"
             row = mine.locator("#event-rows tr[data-type='inventory.item_registered']")
             await expect(row).to_have_count(1, timeout=10_000)

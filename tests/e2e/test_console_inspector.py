@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 import pytest
 from playwright.async_api import Page, async_playwright, expect
 from psycopg_pool import AsyncConnectionPool
-from supabase import Client, ClientOptions, create_client
+from supabase import Client
 
 from domain.contracts import StreamId
 from domain.decider import rehydrate, take_snapshot
@@ -25,9 +25,14 @@ from pump.store.connections import Conn, open_pool
 from pump.store.events import PostgresEventStore
 from pump.store.snapshots import PostgresSnapshotStore
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
-from tests.support.signed_in import CHROMIUM, member_with_a_tenant, signed_in_page
+from tests.support.signed_in import (
+    CHROMIUM,
+    client_of,
+    member_with_a_tenant,
+    send,
+    signed_in_page,
+)
 from tools.gateway.testing import RunningGateway
-from tools.local.keys import anon_key
 
 pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
 
@@ -42,21 +47,6 @@ async def pool(database_url: str) -> AsyncIterator[AsyncConnectionPool[Conn]]:
         yield opened
     finally:
         await opened.close()
-
-
-def client_of(gateway: RunningGateway, user: dict[str, str]) -> Client:
-    """A second client of the same user (supabase-py), as another tab would be."""
-    client = create_client(gateway.url, anon_key(), ClientOptions(
-        auto_refresh_token=False, persist_session=False))
-    client.auth.sign_in_with_password({"email": user["EMAIL"], "password": user["PASSWORD"]})
-    return client
-
-
-def send(client: Client, command_type: str, **payload: Any) -> None:
-    answer = client.functions.invoke("command", {"responseType": "json", "body": {
-        "type": command_type, "payload": payload, "wait": True}})
-    assert isinstance(answer, dict)
-    assert answer["status"] == "processed", answer
 
 
 async def folded(pool: AsyncConnectionPool[Conn], stream: StreamId, version: int

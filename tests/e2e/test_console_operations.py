@@ -10,37 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-from typing import Any
 from uuid import uuid4
 
 import aiohttp
 import psycopg
 import pytest
 from playwright.async_api import Page, async_playwright, expect
-from supabase import ClientOptions, create_client
 
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.processes import run_intent
-from tests.support.signed_in import CHROMIUM, member_with_a_tenant, signed_in_page
+from tests.support.signed_in import (
+    CHROMIUM,
+    client_of,
+    member_with_a_tenant,
+    send,
+    signed_in_page,
+)
 from tools.gateway.testing import RunningGateway
 from tools.local.keys import anon_key, user_token
 
 pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
 
 ORDERS = "projection:order_summaries@1"
-
-
-def register_item(gateway: RunningGateway, user: dict[str, str], item: str) -> dict[str, Any]:
-    """inventory.register_item by `user` through the `command` function (supabase-py)."""
-    client = create_client(gateway.url, anon_key(), ClientOptions(
-        auto_refresh_token=False, persist_session=False))
-    client.auth.sign_in_with_password({"email": user["EMAIL"], "password": user["PASSWORD"]})
-    answer = client.functions.invoke("command", {"responseType": "json", "body": {
-        "type": "inventory.register_item", "wait": True,
-        "payload": {"item_id": item, "sku": "OPS-1", "name": "Operated"}}})
-    assert isinstance(answer, dict)
-    assert answer["status"] == "processed", answer
-    return answer
 
 
 def tenant_figures(database_url: str, tenant: str) -> tuple[int, int]:
@@ -73,7 +64,9 @@ async def test_a_tenants_operations_views_and_another_tenants_and_an_operators(
                                       "--database-url", database_url)
     assert granted.returncode == 0, granted.stderr
     item = str(uuid4())
-    answer = await asyncio.to_thread(register_item, gateway, alice, item)
+    answer = await asyncio.to_thread(
+        send, client_of(gateway, alice), "inventory.register_item", item_id=item, sku="OPS-1",
+        name="Operated")
     correlation = answer["correlationId"]
     secrets = (item, correlation, alice["TENANT"])
     async with async_playwright() as playwright:

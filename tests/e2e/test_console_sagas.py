@@ -8,80 +8,28 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
 import pytest
 from playwright.async_api import async_playwright, expect
-from supabase import Client, ClientOptions, create_client
-from temporalio.client import Client as TemporalClient
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.testing import WorkflowEnvironment
+from supabase import Client
 
 from domain.orders import OrderFulfilment
-from projections.shop import application, registry, sagas
-from pump.projections.checkpoints import save_checkpoint
-from pump.sagas.router import CONSUMER, SagaRouter
-from pump.sagas.worker import build_saga_worker
-from pump.store.connections import open_pool
-from tests.support.db import runtime_url
-from tests.support.feed import head
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
-from tests.support.signed_in import CHROMIUM, member_with_a_tenant, signed_in_page
+from tests.support.sagas import E2E_PAYMENT_DEADLINE
+from tests.support.signed_in import (
+    CHROMIUM,
+    client_of,
+    member_with_a_tenant,
+    send,
+    signed_in_page,
+)
 from tools.gateway.testing import RunningGateway
-from tools.local.keys import anon_key
 
 pytestmark = [pytest.mark.integration, SUPABASE_PY_DEPRECATIONS]
 
-DEADLINE = 300.0  # seconds: the instance waits through the whole test
-
-
-@pytest.fixture(scope="module")
-async def saga_runtime(
-    database_url: str, temporal_env: WorkflowEnvironment, pipeline: None
-) -> AsyncIterator[None]:
-    """`intent sagas` and `intent worker`'s saga half beside the pipeline, as the runtime's
-    role; the router starts at the feed's head (earlier tests' orders are not ours)."""
-    pool = await open_pool(runtime_url(database_url), min_size=1, max_size=4, name="sagas")
-    queue, stop = f"sagas-e2e-{uuid4().hex[:8]}", asyncio.Event()
-    try:
-        async with pool.connection() as conn:
-            await save_checkpoint(conn, CONSUMER, await head(pool))
-        router = SagaRouter(
-            pool, temporal_env.client, registry=registry, sagas=sagas, task_queue=queue,
-            timer_seconds={OrderFulfilment.name: {"payment_deadline": DEADLINE}},
-            poll_interval=0.1,
-        )
-        client = await TemporalClient.connect(
-            temporal_env.client.service_client.config.target_host,
-            data_converter=pydantic_data_converter,
-        )
-        async with build_saga_worker(client, pool, application, queue):
-            routing = asyncio.create_task(router.run(stop))
-            try:
-                yield
-            finally:
-                stop.set()
-                await asyncio.wait_for(routing, timeout=30)
-    finally:
-        await pool.close()
-
-
-def signed_in(gateway: RunningGateway, user: dict[str, str]) -> Client:
-    """The same user from another client (supabase-py), as a second tab."""
-    client = create_client(gateway.url, anon_key(), ClientOptions(
-        auto_refresh_token=False, persist_session=False))
-    client.auth.sign_in_with_password({"email": user["EMAIL"], "password": user["PASSWORD"]})
-    return client
-
-
-def send(client: Client, command_type: str, **payload: Any) -> None:
-    answer = client.functions.invoke("command", {"responseType": "json", "body": {
-        "type": command_type, "wait": True, "payload": payload}})
-    assert isinstance(answer, dict)
-    assert answer["status"] == "processed", answer
 
 
 def place_an_order(client: Client) -> str:
@@ -115,7 +63,7 @@ async def test_the_sagas_tab_shows_the_running_instance_and_its_next_timer(
                 await page.click("#tabs button[data-view=sagas]")
                 await expect(page.locator("#sagas-empty")).to_be_visible()
 
-            client = await asyncio.to_thread(signed_in, gateway, alice)
+            client = await asyncio.to_thread(client_of, gateway, alice)
             placed = datetime.now(UTC)
             order = await asyncio.to_thread(place_an_order, client)
             row = mine.locator(f"#saga-rows tr[data-instance='{order}']")
@@ -129,7 +77,8 @@ async def test_the_sagas_tab_shows_the_running_instance_and_its_next_timer(
             shown = await row.locator("td.next-timer time").get_attribute("datetime")
             assert shown is not None
             due = datetime.fromisoformat(shown)
-            assert abs(due - (placed + timedelta(seconds=DEADLINE))) < timedelta(seconds=10)
+            expected = placed + timedelta(seconds=E2E_PAYMENT_DEADLINE)
+            assert abs(due - expected) < timedelta(seconds=10)
             first = await countdown.text_content()
             await expect(countdown).not_to_have_text(first or "", timeout=3_000)  # it ticks
 
@@ -140,7 +89,7 @@ async def test_the_sagas_tab_shows_the_running_instance_and_its_next_timer(
             # Tenant B: nothing of A's, in the page or through the RPC.
             await expect(theirs.locator("#saga-rows tr")).to_have_count(0)
             await expect(theirs.locator("#sagas-empty")).to_be_visible()
-            other = await asyncio.to_thread(signed_in, gateway, bob)
+            other = await asyncio.to_thread(client_of, gateway, bob)
             assert await asyncio.to_thread(instances, other) == []
 
             await asyncio.to_thread(send, client, "orders.confirm_payment", order_id=order)

@@ -33,6 +33,9 @@ from tests.support.feed import head
 from tests.support.pipeline import enqueue
 from tests.support.tenants import TENANT_A
 
+# The payment deadline of orders in the end-to-end tests: their sagas wait through a test.
+E2E_PAYMENT_DEADLINE = 300.0
+
 
 class HeldRouter(SagaRouter):
     """The real router, except that the test may hold back an event (by stream and type)

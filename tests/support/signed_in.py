@@ -5,16 +5,34 @@ console's page signed in as such a user."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import uuid4
 
 from playwright.async_api import Browser, Page, expect
-from supabase import ClientOptions, create_client
+from supabase import Client, ClientOptions, create_client
 
 from tools.gateway.testing import RunningGateway
 from tools.local.keys import anon_key
 
 PASSWORD = "a long enough secret"
 CHROMIUM = "/usr/bin/chromium"  # Playwright drives it: no browser download
+
+
+def client_of(gateway: RunningGateway, user: dict[str, str]) -> Client:
+    """`user` signed in with supabase-py, as a second tab of theirs would be."""
+    client = create_client(gateway.url, anon_key(), ClientOptions(
+        auto_refresh_token=False, persist_session=False))
+    client.auth.sign_in_with_password({"email": user["EMAIL"], "password": user["PASSWORD"]})
+    return client
+
+
+def send(client: Client, command_type: str, **payload: Any) -> dict[str, Any]:
+    """A command through the `command` function with `wait`, which must be processed."""
+    answer = client.functions.invoke("command", {"responseType": "json", "body": {
+        "type": command_type, "payload": payload, "wait": True}})
+    assert isinstance(answer, dict)
+    assert answer["status"] == "processed", answer
+    return answer
 
 
 def member_with_a_tenant(gateway: RunningGateway, name: str = "member") -> dict[str, str]:
