@@ -81,6 +81,9 @@ async def test_the_composer_sends_a_command_and_says_which_field_is_wrong(
             await page.click("#send")
             await expect(page.get_by_test_id("outcome")).to_have_text(
                 "processed: inventory.item_registered", timeout=30_000)
+            await expect(page.get_by_test_id("outcome-events")).to_contain_text(
+                "v1 inventory.item_registered")
+            await expect(page.get_by_test_id("outcome-events")).to_contain_text('"sku":"C-1"')
             # Committed by now: its event is in the live table within a second.
             rows = page.locator("#event-rows tr[data-type='inventory.item_registered']")
             await expect(rows).to_have_count(1, timeout=1_000)

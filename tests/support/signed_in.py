@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 from uuid import uuid4
 
-from playwright.async_api import Browser, Page, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 from supabase import Client, ClientOptions, create_client
 
 from tools.gateway.testing import RunningGateway
@@ -51,10 +51,10 @@ def member_with_a_tenant(gateway: RunningGateway, name: str = "member") -> dict[
             "PASSWORD": PASSWORD, "TENANT": tenant}
 
 
-async def signed_in_page(browser: Browser, gateway: RunningGateway,
-                         user: dict[str, str]) -> Page:
+async def signed_in_page(browser: Browser, gateway: RunningGateway, user: dict[str, str],
+                         *, viewport: ViewportSize | None = None) -> Page:
     """The console (`/console`) in a new page, signed in as `user` (its form filled in)."""
-    page = await browser.new_page()
+    page = await browser.new_page(viewport=viewport)
     await page.goto(f"{gateway.url}/console")
     await expect(page.locator("#url")).to_have_value(gateway.url)  # from config.json
     await page.fill("#email", user["EMAIL"])

@@ -151,6 +151,7 @@ function payloadOf() {
 async function send(event) {
   event.preventDefault();
   for (const span of document.querySelectorAll(".field-error")) span.textContent = "";
+  $("outcome-events").textContent = "";
   const { data, error } = await supabase.functions.invoke("command", {
     body: { type: $("command-type").value, payload: payloadOf(), wait: true },
   });
@@ -162,13 +163,24 @@ async function send(event) {
       const span = document.querySelector(`.field-error[data-field="${field}"]`);
       if (span) span.textContent = problem.message;
     }
-    $("outcome").textContent = `refused: ${refusal.code ?? error.message}`;
+    say(`refused: ${refusal.code ?? error.message}`, "refused");
     return;
   }
-  const events = (data.events ?? []).map((e) => e.event_type).join(", ");
-  $("outcome").textContent = data.status === "rejected"
-    ? `rejected: ${data.error?.code ?? ""} ${data.error?.reason ?? ""}`
-    : `${data.status}${events ? `: ${events}` : ""}`;
+  const events = data.events ?? [];
+  if (data.status === "rejected") {
+    say(`rejected: ${data.error?.code ?? ""} ${data.error?.reason ?? ""}`, "refused");
+    return;
+  }
+  const types = events.map((e) => e.event_type).join(", ");
+  say(`${data.status}${types ? `: ${types}` : ""}`, data.status === "processed" ? "ok" : "");
+  // The events it recorded, as stored: what a subscriber receives.
+  $("outcome-events").textContent = events.map((e) =>
+    `v${e.version} ${e.event_type} ${JSON.stringify(e.payload ?? {})}`).join("\n");
+}
+
+function say(text, kind) {
+  $("outcome").textContent = text;
+  $("outcome").className = kind;
 }
 
 async function listMemberships(active) {
@@ -215,17 +227,24 @@ function received(event) {
   addRow(event);
 }
 
+// The time of day in UTC to the millisecond (the whole timestamp is the cell's title).
+const clock = (at) => {
+  const when = new Date(at);
+  return Number.isNaN(when.getTime()) ? String(at) : when.toISOString().slice(11, 23);
+};
+
 function addRow(event) {
   if (paused || !shown(event)) return;
   const row = document.createElement("tr");
   row.dataset.type = event.event_type;
-  for (const value of [event.recorded_at, event.event_type,
+  for (const value of [clock(event.recorded_at), event.event_type,
     `${event.aggregate_type}/${event.aggregate_id}`, event.version,
     event.metadata?.correlation_id ?? ""]) {
     const cell = document.createElement("td");
     cell.textContent = value;
     row.append(cell);
   }
+  row.children[0].title = event.recorded_at;
   // The aggregate opens in the inspector (which listens for "intent:inspect", as does the tab).
   const aggregate = row.children[2];
   aggregate.className = "inspect";
