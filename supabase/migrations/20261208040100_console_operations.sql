@@ -10,7 +10,8 @@
 -- Who sees what. Platform operators (intent.operators, managed with `intent operator grant|
 -- revoke|list`; not a tenant role) see the whole system: `scope` is "system". Anyone else
 -- sees only the tenant of their token (intent.current_tenant_id()), `scope` "tenant": their
--- tenant's command counts, the lag of each projection counted over their own events only,
+-- tenant's command counts and saga instances, the lag of each projection counted over their
+-- own events only,
 -- no error text (a consumer's or batch's error may quote another tenant's event), no stuck
 -- batches, no feed head and nothing of pg_stat_activity. A trace shows the caller's tenant's
 -- commands and events (an operator's: every tenant's).
@@ -242,6 +243,32 @@ $$;
 alter function intent.console_commands(uuid) owner to postgres;
 revoke all on function intent.console_commands(uuid) from public, anon, authenticated;
 
+-- Sagas ----------------------------------------------------------------------------------
+-- Running instances by saga and the soonest timer, from intent.saga_instances (the workflows
+-- record themselves there; *_saga_instances.sql): of one tenant, or (p_tenant null) all.
+create or replace function intent.console_sagas(p_tenant uuid) returns jsonb
+language sql
+stable
+set search_path = ''
+as $$
+  select pg_catalog.jsonb_build_object(
+    'running', coalesce((
+      select pg_catalog.jsonb_object_agg(r.saga, r.count order by r.saga)
+        from (select i.saga, pg_catalog.count(*) as count from intent.saga_instances i
+               where i.status = 'running' and (p_tenant is null or i.tenant_id = p_tenant)
+               group by i.saga) r), '{}'::jsonb),
+    'next_timer_at', (
+      select pg_catalog.min(i.next_timer_at) from intent.saga_instances i
+       where i.status = 'running' and (p_tenant is null or i.tenant_id = p_tenant)),
+    'completed_last_hour', (
+      select pg_catalog.count(*) from intent.saga_instances i
+       where i.status = 'completed' and i.updated_at > pg_catalog.now() - interval '1 hour'
+         and (p_tenant is null or i.tenant_id = p_tenant)))
+$$;
+
+alter function intent.console_sagas(uuid) owner to postgres;
+revoke all on function intent.console_sagas(uuid) from public, anon, authenticated;
+
 -- The system-wide part of the health report: stuck batches, followers, the held-back feed
 -- (the oldest open transaction with an id, from pg_stat_activity) and the feed's head.
 create or replace function intent.console_system_health(p_stuck_after interval,
@@ -330,7 +357,9 @@ begin
     'tenant_id', caller.tenant_id,
     'stuck_after_seconds', stuck_after_seconds,
     'commands', intent.console_commands(
-                  case when caller.operator then null else caller.tenant_id end));
+                  case when caller.operator then null else caller.tenant_id end),
+    'sagas', intent.console_sagas(
+               case when caller.operator then null else caller.tenant_id end));
   if caller.operator then
     report := report || intent.console_system_health(
                           pg_catalog.make_interval(secs => stuck_after_seconds), consumers);

@@ -106,6 +106,7 @@ async def tour_as_owner(page: Page, work: dict[str, Any], folder: Path) -> None:
 
     await open_view(page, "health")
     await expect(page.get_by_test_id("health-commands")).to_contain_text("processed")
+    await expect(page.get_by_test_id("health-sagas")).to_contain_text("orders.fulfilment 1")
     await shoot(page, folder, "health")
 
 
@@ -147,6 +148,7 @@ async def an_operators_health(browser: Browser, gateway: RunningGateway, databas
     await open_view(page, "health")
     await expect(page.get_by_test_id("health-scope")).to_contain_text("the whole system")
     await expect(page.get_by_test_id("health-relay")).to_contain_text("lag")
+    await expect(page.get_by_test_id("health-sagas")).to_contain_text("orders.fulfilment")
     await shoot(page, folder, "health-operator")
 
 

@@ -97,6 +97,13 @@ async def seeded(pool: AsyncConnectionPool[Conn], tenants: Tenants) -> AsyncIter
     await _event(pool, a, seeded.correlation, traced, 2, item)
     await _event(pool, a, uuid4(), uuid4(), 1, uuid4())
     await _event(pool, b, uuid4(), uuid4(), 1, uuid4())
+    for saga, status in (("console.probe", "running"), ("console.probe", "completed")):
+        await execute(pool, "insert into intent.saga_instances (workflow_id, tenant_id, saga,"
+                            " instance, status, started_at, updated_at, next_timer_at, timers)"
+                            " values (%s, %s, %s, %s, %s, now(), now(), %s, %s::jsonb)",
+                      f"console-probe-{uuid4()}", a, saga, str(uuid4()), status,
+                      "2030-01-01T00:00:00Z" if status == "running" else None,
+                      '{"t": "2030-01-01T00:00:00Z"}' if status == "running" else "{}")
     await execute(pool, "insert into intent.operators (user_id) values (%s)", seeded.operator)
     await execute(pool, "insert into intent.batches (batch_id, command_count, updated_at,"
                         " last_error) values (%s, 1, now() - interval '5 minutes', %s::jsonb)",
@@ -109,6 +116,7 @@ async def seeded(pool: AsyncConnectionPool[Conn], tenants: Tenants) -> AsyncIter
         await execute(pool, "delete from intent.operators where user_id = %s",
                       seeded.operator)
         await execute(pool, "delete from intent.batches where batch_id = %s", seeded.batch)
+        await execute(pool, "delete from intent.saga_instances where tenant_id = %s", a)
 
 
 def _consumer(report: dict[str, Any], name: str) -> dict[str, Any]:
@@ -125,6 +133,7 @@ async def test_an_operator_sees_the_whole_system(
     assert health["scope"] == "system"
     assert health["commands"]["by_status"]["processed"] >= 3
     assert health["commands"]["failed_last_hour"] >= 1
+    assert health["sagas"]["running"]["console.probe"] >= 1
     assert str(seeded.batch) in [b["batch_id"] for b in health["stuck_batches"]]
     assert "intent.realtime_relay" in [c["consumer"] for c in health["consumers"]]
     assert set(health) >= {"held_back_by", "feed_head", "stuck_after_seconds"}
@@ -156,6 +165,10 @@ async def test_a_tenant_sees_only_its_own_counts_lag_and_traces(
     assert health_b["commands"]["by_status"]["processed"] == 1
     assert health_b["commands"]["by_status"]["failed"] == 0
     assert health_b["commands"]["oldest_pending_seconds"] is None
+    assert health_a["sagas"]["running"] == {"console.probe": 1}
+    assert health_a["sagas"]["next_timer_at"].startswith("2030-01-01")
+    assert health_a["sagas"]["completed_last_hour"] == 1
+    assert health_b["sagas"] == {"running": {}, "next_timer_at": None, "completed_last_hour": 0}
     for report in (health_a, health_b):
         assert not {"stuck_batches", "consumers", "held_back_by", "feed_head"} & set(report)
         assert SECRET not in json.dumps(report)

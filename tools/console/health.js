@@ -77,12 +77,20 @@ function commandsLine(commands) {
     + `${commands.failed_last_hour}`, "health-commands");
 }
 
+function sagasLine(sagas) {
+  const running = Object.entries(sagas.running).map(([saga, n]) => `${saga} ${n}`);
+  const next = sagas.next_timer_at ? `   next timer ${sagas.next_timer_at}` : "";
+  return line("sagas", `running ${running.length ? running.join(", ") : "none"}${next}`
+    + `   completed in the last hour ${sagas.completed_last_hour}`, "health-sagas");
+}
+
 function tenantReport(data) {
   const notes = data.commands.failed_last_hour
     ? [`${data.commands.failed_last_hour} command(s) failed in the last hour`] : [];
   return [
     line("scope", `your tenant ${data.tenant_id}`, "health-scope"),
     commandsLine(data.commands),
+    sagasLine(data.sagas),
     el("p", { class: "health-note" }, "System-wide health (batches, feed followers, the "
       + "held-back feed, the Realtime relay) is for operators: `intent operator grant EMAIL`."),
     attentionBlock(notes),
@@ -96,6 +104,7 @@ function systemReport(data) {
     line("scope", "the whole system (you are an operator)", "health-scope"),
     line("feed head", data.feed_head ?? "-"),
     commandsLine(data.commands),
+    sagasLine(data.sagas),
     ...stuckBlock(data),
     followersTable(data.consumers),
     line("Realtime relay", relay
