@@ -3,22 +3,15 @@
 // their lag and errors, the Realtime relay's lag, the held-back feed, the feed head) and
 // what needs attention, with the thresholds `intent status` uses by default; anyone else
 // sees their tenant's commands only.
-import { errorText, seconds } from "./read_models.js";
+import { el, errorText, poller, seconds } from "./dom.js";
 
 const REFRESH_MS = 2000;
+const polling = poller(() => refresh(), REFRESH_MS);
 const WARN_SECONDS = 60; // intent status: --held-back-after, --relay-behind-after
 const STATUSES = ["pending", "dispatched", "processed", "rejected", "failed"];
 
-let view = null; // {supabase, panel, projections, generation}
-let generation = 0;
-let timer = null;
+let view = null; // {supabase, panel, projections}
 
-const el = (tag, attributes = {}, ...children) => {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-};
 const line = (label, text, testid) => el("p", testid ? { "data-testid": testid } : {},
   el("strong", {}, label), ` ${text}`);
 
@@ -35,28 +28,17 @@ async function projections() {
 }
 
 export async function show({ supabase, panel }) {
-  generation += 1;
-  clearTimeout(timer);
-  timer = null;
-  view = { supabase, panel, projections: await projections(), generation };
+  polling.stop();
+  view = { supabase, panel, projections: await projections() };
   panel.replaceChildren(el("div", { class: "health-report", "data-testid": "health" },
     "loading…"));
-  schedule(generation, 0);
+  polling.restart(panel);
 }
 
 export function onShown() {
-  if (view) schedule(view.generation, 0);
+  polling.resume();
 }
 
-function schedule(mine, delay) {
-  if (timer !== null) return;
-  timer = setTimeout(async () => {
-    timer = null;
-    if (mine !== generation || view.panel.closest("section")?.hidden) return;
-    await refresh();
-    schedule(mine, REFRESH_MS);
-  }, delay);
-}
 
 async function refresh() {
   const consumers = view.projections.filter((p) => p.mode === "async").map((p) => p.consumer);

@@ -4,31 +4,16 @@
 // public.console_read_models. For a tenant's user the lag counts their own events only and a
 // stopped projection says "stopped"; an operator also sees the error. Refreshed every 2 s
 // while the tab is open.
+import { el, errorText, poller, seconds } from "./dom.js";
+
 const REFRESH_MS = 2000;
+const polling = poller(() => refresh(), REFRESH_MS);
 const MAX_ROWS = 50;
 
-let view = null; // {supabase, panel, catalog, generation}
-let generation = 0;
-let timer = null;
+let view = null; // {supabase, panel, catalog}
 
-const el = (tag, attributes = {}, ...children) => {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-};
 
-export function seconds(value) {
-  if (value === null || value === undefined) return "-";
-  if (value < 120) return `${value.toFixed(1)} s`;
-  if (value < 7200) return `${(value / 60).toFixed(1)} min`;
-  return `${(value / 3600).toFixed(1)} h`;
-}
 
-export function errorText(error) {
-  if (error && typeof error === "object") return String(error.message ?? JSON.stringify(error));
-  return String(error);
-}
 
 async function catalogOf() {
   try {
@@ -41,32 +26,20 @@ async function catalogOf() {
 }
 
 export async function show({ supabase, panel }) {
-  generation += 1;
-  clearTimeout(timer);
-  timer = null;
-  view = { supabase, panel, catalog: await catalogOf(), generation };
+  polling.stop();
+  view = { supabase, panel, catalog: await catalogOf() };
   panel.replaceChildren(el("p", { class: "read-models-scope" }, "loading…"));
   const list = el("div", { class: "read-models-list" });
   for (const projection of view.catalog.projections ?? []) list.append(card(projection));
   if (view.catalog.problem) list.append(el("p", { class: "problem" }, view.catalog.problem));
   panel.append(list);
-  schedule(generation, 0);
+  polling.restart(panel);
 }
 
 export function onShown() {
-  if (view) schedule(view.generation, 0);
+  polling.resume();
 }
 
-// One refresh at a time, only while the view's section is shown, none after a new show().
-function schedule(mine, delay) {
-  if (timer !== null) return;
-  timer = setTimeout(async () => {
-    timer = null;
-    if (mine !== generation || view.panel.closest("section")?.hidden) return;
-    await refresh();
-    schedule(mine, REFRESH_MS);
-  }, delay);
-}
 
 function card(projection) {
   const article = el("article", { class: "read-model", "data-projection": projection.name },

@@ -2,16 +2,12 @@
 // (tools/checks/trace.py: each node under its cause, never across tenants, children in time
 // order), from public.console_trace: the caller's tenant's commands and events (an
 // operator's: every tenant's). The correlation ids of the live events are offered to click.
+import { el } from "./dom.js";
+
 const RECENT = 8;
 
 let view = null; // {supabase, panel, recent: [correlation id]}
 
-const el = (tag, attributes = {}, ...children) => {
-  const node = document.createElement(tag);
-  for (const [name, value] of Object.entries(attributes)) node.setAttribute(name, value);
-  node.append(...children);
-  return node;
-};
 
 export async function show({ supabase, panel }) {
   view = { supabase, panel, recent: [] };
