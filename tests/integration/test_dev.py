@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+import urllib.request
 from typing import Any
 from uuid import uuid4
 
@@ -52,6 +53,10 @@ def test_the_stack_processes_a_command_stops_cleanly_and_resumes_with_its_data()
             assert status["status"] == "processed", status
             rows = c.table("stock_levels").select("sku").eq("item_id", item).execute().data
             assert rows == [{"sku": "DEV-1"}]
+            console = run.value("console")
+            assert console == f"{run.value('API URL')}/console"
+            with urllib.request.urlopen(f"{console}/", timeout=10) as page:
+                assert b"Intent console" in page.read()
             stop_cleanly(run, pids, ports)
             assert not (state / "dev.json").exists()
 

@@ -85,6 +85,7 @@ def banner(config: DevConfig) -> list[str]:
     return [
         "Intent dev stack is up (development only: these keys are public)",
         f"API URL: {config.api_url}",
+        f"console: {config.api_url}/console (sign in as a user; docs/console.md)",
         f"anon key: {local_keys.anon_key()}",
         f"service_role key: {local_keys.service_role_key()}",
         f"demo tenant: {DEMO_TENANT_ID} (user {DEMO_USER_ID})",
@@ -126,9 +127,10 @@ In order, each waited for until healthy (at most --ready-timeout seconds):
   relay        intent relay        (these five: ready once each writes its pid to
                <state>/ready/<name>, named in its INTENT_READY_FILE, at any log level)
   gateway      intent gateway: /rest/v1, /functions/v1 (edge functions under Deno),
-               /realtime/v1 (ready: its port answers)
+               /realtime/v1, /auth/v1 and the console at /console (ready: its port
+               answers)
 
-Everything listens on 127.0.0.1 only. Then it prints the API URL, the anon and
+Everything listens on 127.0.0.1 only. Then it prints the API URL, the console's, the anon and
 service_role keys, a user token for the demo tenant {DEMO_TENANT_ID} (user
 {DEMO_USER_ID}; fixed, so data stays visible across runs; `intent token` mints others),
 the Temporal address, the DATABASE_URL and where the logs are (one file per process,
