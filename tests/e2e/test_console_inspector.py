@@ -14,7 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 from psycopg_pool import AsyncConnectionPool
 from supabase import Client
 
@@ -26,8 +26,8 @@ from pump.store.events import PostgresEventStore
 from pump.store.snapshots import PostgresSnapshotStore
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.signed_in import (
-    CHROMIUM,
     client_of,
+    headless_chromium,
     member_with_a_tenant,
     send,
     signed_in_page,
@@ -97,52 +97,48 @@ async def test_the_inspector_shows_the_stores_fold_at_each_version_and_follows_l
     alice, bob = await asyncio.gather(
         asyncio.to_thread(member_with_a_tenant, gateway, "alice"),
         asyncio.to_thread(member_with_a_tenant, gateway, "bob"))
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = await signed_in_page(browser, gateway, alice)
-            await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
-            client, item = await changed_item(gateway, alice)
-            stream = StreamId(tenant_id=UUID(alice["TENANT"]), aggregate_type="inventory.item",
-                              aggregate_id=item)
-            await snapshot_at(pool, stream, 2)
+    async with headless_chromium() as browser:
+        page = await signed_in_page(browser, gateway, alice)
+        await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
+        client, item = await changed_item(gateway, alice)
+        stream = StreamId(tenant_id=UUID(alice["TENANT"]), aggregate_type="inventory.item",
+                          aggregate_id=item)
+        await snapshot_at(pool, stream, 2)
 
-            # Its row in the live events table opens it in the inspector, at the head.
-            row = page.locator("#event-rows tr[data-type='inventory.item_registered']")
-            await row.locator("td.inspect").click()
-            await expect(page.locator("#inspector")).to_be_visible()
-            assert await shown_state(page, 4, 4) == await folded(pool, stream, 4)
-            await page.get_by_test_id("inspector-prev").click()
-            await page.get_by_test_id("inspector-prev").click()
-            assert await shown_state(page, 2, 4) == await folded(pool, stream, 2)
-            await page.locator("[data-testid=inspector-versions] button[data-version='1']").click()
-            assert await shown_state(page, 1, 4) == await folded(pool, stream, 1)
-            diff = page.get_by_test_id("inspector-diff")
-            await expect(diff).to_contain_text("/sku")
-            await expect(page.get_by_test_id("inspector-payload")).to_contain_text("INSPECT-1")
+        # Its row in the live events table opens it in the inspector, at the head.
+        row = page.locator("#event-rows tr[data-type='inventory.item_registered']")
+        await row.locator("td.inspect").click()
+        await expect(page.locator("#inspector")).to_be_visible()
+        assert await shown_state(page, 4, 4) == await folded(pool, stream, 4)
+        await page.get_by_test_id("inspector-prev").click()
+        await page.get_by_test_id("inspector-prev").click()
+        assert await shown_state(page, 2, 4) == await folded(pool, stream, 2)
+        await page.locator("[data-testid=inspector-versions] button[data-version='1']").click()
+        assert await shown_state(page, 1, 4) == await folded(pool, stream, 1)
+        diff = page.get_by_test_id("inspector-diff")
+        await expect(diff).to_contain_text("/sku")
+        await expect(page.get_by_test_id("inspector-payload")).to_contain_text("INSPECT-1")
 
-            markers: Any = client.rpc("aggregate_snapshots", {
-                "aggregate_type": "inventory.item", "aggregate_id": str(item)}).execute().data
-            assert [m["version"] for m in markers] == [2]
-            marked = page.locator("[data-testid=inspector-versions] li.snapshot button")
-            await expect(marked).to_have_attribute("data-version", "2")
-            await expect(page.get_by_test_id("inspector-snapshot-check")).to_contain_text(
-                "equals the fold")
+        markers: Any = client.rpc("aggregate_snapshots", {
+            "aggregate_type": "inventory.item", "aggregate_id": str(item)}).execute().data
+        assert [m["version"] for m in markers] == [2]
+        marked = page.locator("[data-testid=inspector-versions] li.snapshot button")
+        await expect(marked).to_have_attribute("data-version", "2")
+        await expect(page.get_by_test_id("inspector-snapshot-check")).to_contain_text(
+            "equals the fold")
 
-            await page.locator("[data-testid=inspector-versions] button[data-version='4']").click()
-            await page.get_by_test_id("inspector-follow").check()
-            await asyncio.to_thread(send, client, "inventory.receive_stock",
-                                    item_id=str(item), quantity=1)
-            assert await shown_state(page, 5, 5) == await folded(pool, stream, 5)
+        await page.locator("[data-testid=inspector-versions] button[data-version='4']").click()
+        await page.get_by_test_id("inspector-follow").check()
+        await asyncio.to_thread(send, client, "inventory.receive_stock",
+                                item_id=str(item), quantity=1)
+        assert await shown_state(page, 5, 5) == await folded(pool, stream, 5)
 
-            theirs = await signed_in_page(browser, gateway, bob)
-            await expect(theirs.get_by_test_id("live-state")).to_have_text("subscribed")
-            await theirs.click("#tabs button[data-view=inspector]")
-            await theirs.select_option("#inspector-type", "inventory.item")
-            await theirs.fill("#inspector-id", str(item))
-            await theirs.get_by_test_id("inspector-load").click()
-            await expect(theirs.get_by_test_id("inspector-status")).to_contain_text(
-                "no events")
-            await expect(theirs.get_by_test_id("inspector-state")).to_be_hidden()
-        finally:
-            await browser.close()
+        theirs = await signed_in_page(browser, gateway, bob)
+        await expect(theirs.get_by_test_id("live-state")).to_have_text("subscribed")
+        await theirs.click("#tabs button[data-view=inspector]")
+        await theirs.select_option("#inspector-type", "inventory.item")
+        await theirs.fill("#inspector-id", str(item))
+        await theirs.get_by_test_id("inspector-load").click()
+        await expect(theirs.get_by_test_id("inspector-status")).to_contain_text(
+            "no events")
+        await expect(theirs.get_by_test_id("inspector-state")).to_be_hidden()

@@ -15,13 +15,13 @@ from uuid import uuid4
 import aiohttp
 import psycopg
 import pytest
-from playwright.async_api import Page, async_playwright, expect
+from playwright.async_api import Page, expect
 
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.processes import run_intent
 from tests.support.signed_in import (
-    CHROMIUM,
     client_of,
+    headless_chromium,
     member_with_a_tenant,
     send,
     signed_in_page,
@@ -69,46 +69,42 @@ async def test_a_tenants_operations_views_and_another_tenants_and_an_operators(
         name="Operated")
     correlation = answer["correlationId"]
     secrets = (item, correlation, alice["TENANT"])
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            mine = await signed_in_page(browser, gateway, alice)
-            theirs = await signed_in_page(browser, gateway, bob)
-            for page, user in ((mine, alice), (theirs, bob)):
-                await expect(page.get_by_test_id("who")).to_contain_text(user["TENANT"])
-                await check_read_models(page, database_url, user["TENANT"])
-                await check_health(page, database_url, user["TENANT"])
-            await expect(mine.locator("article[data-projection=stock_levels]")).to_contain_text(
-                item)
-            await trace_in(mine, correlation)
-            tree = mine.locator(".trace-tree > li.trace-command")
-            await expect(tree).to_have_count(1)
-            await expect(tree).to_contain_text("command inventory.register_item")
-            await expect(tree.locator("li.trace-event")).to_contain_text(
-                f"event inventory.item_registered inventory.item/{item} v1")
+    async with headless_chromium() as browser:
+        mine = await signed_in_page(browser, gateway, alice)
+        theirs = await signed_in_page(browser, gateway, bob)
+        for page, user in ((mine, alice), (theirs, bob)):
+            await expect(page.get_by_test_id("who")).to_contain_text(user["TENANT"])
+            await check_read_models(page, database_url, user["TENANT"])
+            await check_health(page, database_url, user["TENANT"])
+        await expect(mine.locator("article[data-projection=stock_levels]")).to_contain_text(
+            item)
+        await trace_in(mine, correlation)
+        tree = mine.locator(".trace-tree > li.trace-command")
+        await expect(tree).to_have_count(1)
+        await expect(tree).to_contain_text("command inventory.register_item")
+        await expect(tree.locator("li.trace-event")).to_contain_text(
+            f"event inventory.item_registered inventory.item/{item} v1")
 
-            for view in ("read-models", "health", "traces"):  # before typing A's id in B
-                await open_tab(theirs, view)
-                await asyncio.sleep(2.5)  # a refresh or two
-                text = await theirs.locator("body").inner_text()
-                assert not [s for s in secrets if s in text], view
-            await trace_in(theirs, correlation)
-            await expect(theirs.get_by_test_id("trace-result")).to_contain_text(
-                "nothing carries correlation id")
-            await expect(theirs.locator(".trace-node")).to_have_count(0)
+        for view in ("read-models", "health", "traces"):  # before typing A's id in B
+            await open_tab(theirs, view)
+            await asyncio.sleep(2.5)  # a refresh or two
+            text = await theirs.locator("body").inner_text()
+            assert not [s for s in secrets if s in text], view
+        await trace_in(theirs, correlation)
+        await expect(theirs.get_by_test_id("trace-result")).to_contain_text(
+            "nothing carries correlation id")
+        await expect(theirs.locator(".trace-node")).to_have_count(0)
 
-            boss = await signed_in_page(browser, gateway, olga)
-            await open_tab(boss, "health")
-            await expect(boss.get_by_test_id("health-scope")).to_contain_text("the whole system")
-            await expect(boss.get_by_test_id("health-relay")).to_contain_text(
-                "event(s) without their broadcast, lag")
-            await expect(boss.locator("tr[data-consumer='intent.realtime_relay']")).to_have_count(1)
-            await expect(boss.locator(f"tr[data-consumer='{ORDERS}']")).to_have_count(1)
-            await trace_in(boss, correlation)  # an operator traces every tenant
-            await expect(boss.get_by_test_id("trace-result")).to_contain_text(
-                f"tenant {alice['TENANT']}")
-        finally:
-            await browser.close()
+        boss = await signed_in_page(browser, gateway, olga)
+        await open_tab(boss, "health")
+        await expect(boss.get_by_test_id("health-scope")).to_contain_text("the whole system")
+        await expect(boss.get_by_test_id("health-relay")).to_contain_text(
+            "event(s) without their broadcast, lag")
+        await expect(boss.locator("tr[data-consumer='intent.realtime_relay']")).to_have_count(1)
+        await expect(boss.locator(f"tr[data-consumer='{ORDERS}']")).to_have_count(1)
+        await trace_in(boss, correlation)  # an operator traces every tenant
+        await expect(boss.get_by_test_id("trace-result")).to_contain_text(
+            f"tenant {alice['TENANT']}")
 
 
 async def check_read_models(page: Page, database_url: str, tenant: str) -> None:

@@ -14,11 +14,11 @@ from collections.abc import Iterator
 from uuid import uuid4
 
 import pytest
-from playwright.async_api import async_playwright, expect
+from playwright.async_api import expect
 
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.processes import INTENT, ambient_env, run_intent, stop
-from tests.support.signed_in import CHROMIUM, member_with_a_tenant
+from tests.support.signed_in import headless_chromium, member_with_a_tenant
 from tools.gateway.testing import RunningGateway
 from tools.local.cluster import free_port
 from tools.local.keys import anon_key
@@ -56,32 +56,28 @@ async def test_the_console_on_its_own_signs_in_to_the_project_it_names(
 ) -> None:
     user = await asyncio.to_thread(member_with_a_tenant, gateway, "remote")
     item = str(uuid4())
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = await browser.new_page()
-            await page.goto(standalone)
-            await expect(page.locator("#url")).to_have_value(gateway.url)
-            await page.fill("#email", user["EMAIL"])
-            await page.fill("#password", user["PASSWORD"])
-            await page.click("#sign-in-button")
-            await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
-            await page.click("#tabs button[data-view=composer]")
-            await page.select_option("#command-type", "inventory.register_item")
-            await page.fill("#command-fields input[name=item_id]", item)
-            await page.fill("#command-fields input[name=sku]", "REMOTE-1")
-            await page.fill("#command-fields input[name=name]", "Far away")
-            await page.click("#send")
-            await expect(page.get_by_test_id("outcome")).to_have_text(
-                "processed: inventory.item_registered", timeout=30_000)
-            await page.click("#tabs button[data-view=events]")
-            row = page.locator("#event-rows tr[data-type='inventory.item_registered']")
-            await expect(row).to_have_count(1, timeout=10_000)
-            await row.locator("td.inspect").click()  # the fold is this server's
-            state = page.get_by_test_id("inspector-state")
-            await expect(state).to_contain_text("REMOTE-1", timeout=10_000)
-        finally:
-            await browser.close()
+    async with headless_chromium() as browser:
+        page = await browser.new_page()
+        await page.goto(standalone)
+        await expect(page.locator("#url")).to_have_value(gateway.url)
+        await page.fill("#email", user["EMAIL"])
+        await page.fill("#password", user["PASSWORD"])
+        await page.click("#sign-in-button")
+        await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
+        await page.click("#tabs button[data-view=composer]")
+        await page.select_option("#command-type", "inventory.register_item")
+        await page.fill("#command-fields input[name=item_id]", item)
+        await page.fill("#command-fields input[name=sku]", "REMOTE-1")
+        await page.fill("#command-fields input[name=name]", "Far away")
+        await page.click("#send")
+        await expect(page.get_by_test_id("outcome")).to_have_text(
+            "processed: inventory.item_registered", timeout=30_000)
+        await page.click("#tabs button[data-view=events]")
+        row = page.locator("#event-rows tr[data-type='inventory.item_registered']")
+        await expect(row).to_have_count(1, timeout=10_000)
+        await row.locator("td.inspect").click()  # the fold is this server's
+        state = page.get_by_test_id("inspector-state")
+        await expect(state).to_contain_text("REMOTE-1", timeout=10_000)
 
 
 def test_the_console_wants_both_the_url_and_the_key() -> None:

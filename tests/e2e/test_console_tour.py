@@ -17,13 +17,13 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, Page, ViewportSize, expect
 
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.processes import run_intent
 from tests.support.signed_in import (
-    CHROMIUM,
     client_of,
+    headless_chromium,
     member_with_a_tenant,
     send,
     signed_in_page,
@@ -160,18 +160,14 @@ async def test_every_view_shows_its_tenants_data_and_none_of_another_tenants(
     alice, bob = await asyncio.gather(
         asyncio.to_thread(member_with_a_tenant, gateway, "alice"),
         asyncio.to_thread(member_with_a_tenant, gateway, "bob"))
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            mine = await signed_in_page(browser, gateway, alice, viewport=VIEWPORT)
-            theirs = await signed_in_page(browser, gateway, bob, viewport=VIEWPORT)
-            for page in (mine, theirs):
-                await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
-            work = await asyncio.to_thread(a_tenant_at_work, gateway, alice)
-            secrets = [alice["TENANT"], alice["EMAIL"], work["order"], work["correlation"],
-                       *work["items"]]
-            await tour_as_owner(mine, work, folder)
-            await tour_as_other_tenant(theirs, work, secrets)
-            await an_operators_health(browser, gateway, database_url, folder)
-        finally:
-            await browser.close()
+    async with headless_chromium() as browser:
+        mine = await signed_in_page(browser, gateway, alice, viewport=VIEWPORT)
+        theirs = await signed_in_page(browser, gateway, bob, viewport=VIEWPORT)
+        for page in (mine, theirs):
+            await expect(page.get_by_test_id("live-state")).to_have_text("subscribed")
+        work = await asyncio.to_thread(a_tenant_at_work, gateway, alice)
+        secrets = [alice["TENANT"], alice["EMAIL"], work["order"], work["correlation"],
+                   *work["items"]]
+        await tour_as_owner(mine, work, folder)
+        await tour_as_other_tenant(theirs, work, secrets)
+        await an_operators_health(browser, gateway, database_url, folder)

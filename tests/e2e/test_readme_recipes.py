@@ -17,12 +17,11 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from playwright.async_api import async_playwright
 
 from tests.support.docs import REPO, Block, fenced_blocks
 from tests.support.http import SUPABASE_PY_DEPRECATIONS
 from tests.support.node import node
-from tests.support.signed_in import CHROMIUM, member_with_a_tenant
+from tests.support.signed_in import headless_chromium, member_with_a_tenant
 from tools.gateway.testing import RunningGateway
 from tools.local.cluster import free_port
 
@@ -118,14 +117,10 @@ async def test_the_browser_recipe_runs_as_written_in_chromium(
 ) -> None:
     env = await asyncio.to_thread(member_with_a_tenant, gateway)
     html = PAGE.format(settings=json.dumps(env), recipe=recipes()["browser"].code)
-    async with served_page(html) as url, async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            page = await browser.new_page()
-            async with page.expect_console_message(
-                    lambda message: message.text.startswith("{"), timeout=60_000) as said:
-                await page.goto(url)
-            seen = json.loads((await said.value).text)
-        finally:
-            await browser.close()
+    async with served_page(html) as url, headless_chromium() as browser:
+        page = await browser.new_page()
+        async with page.expect_console_message(
+                lambda message: message.text.startswith("{"), timeout=60_000) as said:
+            await page.goto(url)
+        seen = json.loads((await said.value).text)
     assert seen == {"status": "processed", "refused": None, "live": "inventory.item_registered"}

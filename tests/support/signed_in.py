@@ -5,10 +5,12 @@ console's page signed in as such a user."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 from uuid import uuid4
 
-from playwright.async_api import Browser, Page, ViewportSize, expect
+from playwright.async_api import Browser, Page, ViewportSize, async_playwright, expect
 from supabase import Client, ClientOptions, create_client
 
 from tools.gateway.testing import RunningGateway
@@ -16,6 +18,17 @@ from tools.local.keys import anon_key
 
 PASSWORD = "a long enough secret"
 CHROMIUM = "/usr/bin/chromium"  # Playwright drives it: no browser download
+
+
+@asynccontextmanager
+async def headless_chromium() -> AsyncIterator[Browser]:
+    """Debian's chromium, headless, driven by Playwright; closed when the block ends."""
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield browser
+        finally:
+            await browser.close()
 
 
 def client_of(gateway: RunningGateway, user: dict[str, str]) -> Client:
